@@ -1,0 +1,102 @@
+/* http - a keep-alive HTTP/1.1 client (libcurl inside).
+ *
+ * One client per vendor connector: it keeps its connection open across
+ * messages. TLS certificates and host names are verified unless the config
+ * explicitly turns that off. Response bodies are capped. Multipart bodies
+ * are encoded here (not by libcurl) so that a dry run prints exactly the
+ * bytes a real run would send.
+ *
+ * Ownership: http_client_create returns a client freed with
+ * http_client_destroy(&c). Requests only borrow. A struct http_response owns
+ * its body and headers; release with http_response_clear(). */
+#ifndef MB_HTTP_HTTP_H
+#define MB_HTTP_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "lib/buf.h"
+#include "lib/error.h"
+
+struct http_settings {
+    long connect_timeout_ms; /* default 10000 */
+    long timeout_ms;         /* whole request; default 60000 */
+    bool tls_verify;         /* default true */
+    const char *ca_file;     /* borrowed; NULL = system store */
+    size_t max_response;     /* response body cap; default 16 MiB */
+    const char *user_agent;  /* borrowed; NULL = "mailbridge/<version>" */
+    FILE *dry_run;           /* borrowed: when set, requests are written here, never sent */
+};
+
+void http_settings_default(struct http_settings *s);
+
+struct http_header {
+    const char *name;  /* borrowed */
+    const char *value; /* borrowed */
+    bool secret;       /* printed as <redacted> in dry runs and logs */
+};
+
+struct http_part {
+    const char *name;         /* borrowed: form field name */
+    const char *filename;     /* borrowed: NULL for a plain field */
+    const char *content_type; /* borrowed: NULL = none written */
+    const void *data;         /* borrowed */
+    size_t len;
+};
+
+struct http_request {
+    const char *method; /* "GET", "POST", ... */
+    const char *url;    /* absolute */
+    const struct http_header *headers;
+    size_t header_count;
+    /* Either a plain body ... */
+    const char *content_type;
+    const void *body;
+    size_t body_len;
+    /* ... or multipart/form-data parts (then body must be NULL). */
+    const struct http_part *parts;
+    size_t part_count;
+};
+
+struct http_response {
+    long status;       /* 0 when there was no HTTP answer (dry run, network error) */
+    struct buf body;   /* owned */
+    char **headers;    /* owned: "Name: value" lines as received */
+    size_t header_count;
+    long long retry_after_ms; /* parsed Retry-After (seconds or HTTP date), -1 if absent */
+};
+
+struct http_client;
+
+enum mb_status http_client_create(const struct http_settings *s, struct http_client **client_r,
+                                  struct mb_error *err);
+void http_client_destroy(struct http_client **client);
+
+void http_response_init(struct http_response *resp);
+void http_response_clear(struct http_response *resp);
+/* http_response_header - the value of header NAME (case-insensitive), borrowed, or NULL */
+const char *http_response_header(const struct http_response *resp, const char *name);
+
+/* http_send - perform REQ and fill RESP. Returns the classified outcome:
+ *   MB_OK   2xx (or a dry run: RESP->status stays 0)
+ *   MB_DOWN 401/403, TLS/certificate failure
+ *   MB_TEMP 408/429/5xx, timeouts, refused or reset connections, DNS
+ *   MB_PERM other 4xx and 3xx, response larger than max_response
+ * ERR gets one line with the status and the start of the body. */
+enum mb_status http_send(struct http_client *client, const struct http_request *req,
+                         struct http_response *resp, struct mb_error *err);
+
+/* http_classify_status - the outcome class of an HTTP status code */
+enum mb_status http_classify_status(long status);
+
+/* http_multipart_encode - REQ's parts as a multipart/form-data body with
+ * BOUNDARY into OUT. Names and filenames are stripped of CR, LF and '"'. */
+bool http_multipart_encode(const struct http_part *parts, size_t count, const char *boundary,
+                           struct buf *out);
+
+/* http_same_origin - URL has the scheme, host and port of ORIGIN (for
+ * "only fetch attachment URLs from the configured vendor origin"). */
+bool http_same_origin(const char *origin, const char *url);
+
+#endif

@@ -1,0 +1,129 @@
+/* store - durable state in SQLite: message keys and states, raw messages
+ * waiting for (re)delivery, every post attempt, and the thread map from
+ * RFC Message-Ids to vendor ids.
+ *
+ * Durability: WAL mode with synchronous=FULL; every function that changes
+ * state commits before it returns MB_OK, so a caller may acknowledge a
+ * message to its source (exit 0 to the MTA, IMAP flag) right after.
+ *
+ * Keys are unique per route: the same message ingested twice on one route
+ * is one row. A route is one mailbox/vendor pairing from the config.
+ *
+ * Ownership: store_open returns a handle freed with store_close(&store).
+ * Every struct store_msg filled here owns its strings; release with
+ * store_msg_clear(), arrays with store_msgs_free(). */
+#ifndef MB_STORE_STORE_H
+#define MB_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/state.h"
+#include "core/thread.h"
+#include "lib/error.h"
+
+struct store;
+
+struct store_msg {
+    long long id;          /* row id */
+    char *route;           /* owned */
+    char *key;             /* owned: the mail's stable key */
+    char *source;          /* owned: where it came from, e.g. "maildir:/srv/cur/17:2,S" */
+    char *message_id;      /* owned: RFC Message-Id (no <>), NULL when unknown */
+    char *subject;         /* owned: for status listings, NULL when unknown */
+    enum msg_state state;
+    unsigned attempts;     /* posts tried so far */
+    long long next_attempt_ms; /* epoch ms when a RETRY row is due */
+    long long updated_ms;  /* epoch ms of the last change */
+    char *last_error;      /* owned: why the last attempt failed, NULL if none */
+    char *ticket_id;       /* owned: vendor ticket once DONE */
+    char *vendor_message_id; /* owned: vendor message id once DONE */
+};
+
+void store_msg_clear(struct store_msg *msg);
+void store_msgs_free(struct store_msg **msgs, size_t count);
+
+/* store_open - open or create the database at PATH (its directory must
+ * exist), applying the schema. MB_CONFIG when the file cannot be opened,
+ * MB_TEMP when it is locked beyond the busy timeout. */
+enum mb_status store_open(const char *path, struct store **store_r, struct mb_error *err);
+void store_close(struct store **store);
+
+struct store_new_msg {
+    const char *route;      /* borrowed */
+    const char *key;        /* borrowed */
+    const char *source;     /* borrowed, may be NULL */
+    const char *message_id; /* borrowed, may be NULL */
+    const char *subject;    /* borrowed, may be NULL */
+    const void *raw;        /* borrowed: the raw message, kept until DONE */
+    size_t raw_len;
+};
+
+/* store_enqueue - record a new message in state QUEUED with its raw bytes,
+ * committed. When (route, key) exists already nothing is written,
+ * *CREATED_R is false and MSG_R describes the existing row; otherwise
+ * *CREATED_R is true and MSG_R the new row. */
+enum mb_status store_enqueue(struct store *store, const struct store_new_msg *msg, bool *created_r,
+                             struct store_msg *msg_r, struct mb_error *err);
+
+/* store_begin_attempt - intent before side effect: state POSTING,
+ * attempts+1, an attempt row opened; committed before the vendor is called. */
+enum mb_status store_begin_attempt(struct store *store, long long id, struct mb_error *err);
+
+struct store_outcome {
+    enum mb_status status;        /* OK -> DONE, TEMP -> RETRY, PERM -> QUARANTINE, DOWN -> QUEUED */
+    const char *error;            /* borrowed: reason, NULL on success */
+    long http_status;             /* 0 when no HTTP answer */
+    long long next_attempt_ms;    /* for TEMP: when it is due */
+    const char *ticket_id;        /* borrowed: on OK */
+    const char *vendor_message_id;
+    const char *conversation_id;
+};
+
+/* store_finish_attempt - close the open attempt with OUTCOME and move the
+ * message to its next state. On OK the thread map learns the message's RFC
+ * Message-Id -> vendor ids, and the raw bytes are dropped. */
+enum mb_status store_finish_attempt(struct store *store, long long id,
+                                    const struct store_outcome *outcome, struct mb_error *err);
+
+/* store_set_quarantine - straight to QUARANTINE without an attempt (the
+ * message could not even be parsed), keeping the raw bytes and REASON. */
+enum mb_status store_set_quarantine(struct store *store, long long id, const char *reason,
+                                    struct mb_error *err);
+
+/* store_thread_lookup - a thread_lookup_fn body: the vendor ids that
+ * MESSAGE_ID was posted as on ROUTE. REF_R fields are owned by the caller. */
+bool store_thread_lookup(struct store *store, const char *route, const char *message_id,
+                         struct thread_ref *ref_r);
+
+/* store_load_raw - a copy of the raw bytes kept for message ID (caller
+ * frees *RAW_R). MB_PERM when they were dropped or never kept. */
+enum mb_status store_load_raw(struct store *store, long long id, unsigned char **raw_r,
+                              size_t *len_r, struct mb_error *err);
+
+/* store_due - up to LIMIT messages of ROUTE (NULL = every route) ready for a
+ * post: QUEUED, or RETRY with next_attempt_ms <= NOW_MS; oldest first.
+ * *MSGS_R is owned by the caller (store_msgs_free). */
+enum mb_status store_due(struct store *store, const char *route, long long now_ms, size_t limit,
+                         struct store_msg **msgs_r, size_t *count_r, struct mb_error *err);
+
+/* store_list - up to LIMIT messages in STATE (any route when ROUTE is NULL),
+ * most recently changed first. */
+enum mb_status store_list(struct store *store, const char *route, enum msg_state state,
+                          size_t limit, struct store_msg **msgs_r, size_t *count_r,
+                          struct mb_error *err);
+
+/* store_get - the row for (ROUTE, KEY); MB_PERM "unknown" when absent */
+enum mb_status store_get(struct store *store, const char *route, const char *key,
+                         struct store_msg *msg_r, struct mb_error *err);
+
+/* store_counts - messages per state for ROUTE (NULL = all) */
+enum mb_status store_counts(struct store *store, const char *route,
+                            unsigned long long counts_r[MSG_STATE_COUNT], struct mb_error *err);
+
+/* store_requeue - QUARANTINE (and RETRY) rows of ROUTE (NULL = all) back
+ * to QUEUED, due now; *COUNT_R how many. With KEY only that message. */
+enum mb_status store_requeue(struct store *store, const char *route, const char *key,
+                             unsigned long long *count_r, struct mb_error *err);
+
+#endif

@@ -1,0 +1,1 @@
+# test_core: see test_core.c
