@@ -86,6 +86,11 @@ const struct connector_ops *connector_find_ops(const char *type);
 const struct connector_ops *const *connector_registry(void);
 /* connector_common_keys - keys every connector section has (type) */
 const struct conf_key *connector_common_keys(void);
+/* CONNECTOR_KEY_TYPE - the row connector_common_keys() holds; each vendor's
+ * conf_keys table starts with it, so `type` binds and is documented there too */
+#define CONNECTOR_KEY_TYPE                                                                       \
+    {"type", CONF_STRING, NULL, 0, 0, true,                                                      \
+     "Which vendor API this connector talks to (a registered type, such as itx)."}
 
 /* connector_open - read `type` from SEC, bind SEC to that vendor's keys and
  * create the connector. Config errors name the file and line. */

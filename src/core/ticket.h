@@ -6,6 +6,8 @@
 #ifndef MB_CORE_TICKET_H
 #define MB_CORE_TICKET_H
 
+#include <stdbool.h>
+
 #include "core/mail.h"
 #include "core/thread.h"
 
@@ -22,6 +24,8 @@ struct ticket_result {
     long http_status;      /* last HTTP status seen, 0 if none */
     char *vendor_answer;   /* owned: the vendor's error body (trimmed), for the log and quarantine */
     long long retry_after_ms; /* >= 0 when the vendor said when to come back, else -1 */
+    bool unanswered;       /* sent, but no answer came (reset, timeout): the vendor may
+                              have it, so ask (find_by_key) before posting again */
 };
 
 void ticket_result_init(struct ticket_result *res);

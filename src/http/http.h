@@ -65,9 +65,16 @@ struct http_response {
     char **headers;    /* owned: "Name: value" lines as received */
     size_t header_count;
     long long retry_after_ms; /* parsed Retry-After (seconds or HTTP date), -1 if absent */
+    bool unanswered;   /* the body went out (at least in part) but no answer came:
+                          the peer may have acted on it */
 };
 
 struct http_client;
+
+/* http_global_init - initialise libcurl once per process, before any other
+ * thread exists (main() calls it); http_global_deinit undoes it at exit. */
+void http_global_init(void);
+void http_global_deinit(void);
 
 enum mb_status http_client_create(const struct http_settings *s, struct http_client **client_r,
                                   struct mb_error *err);
@@ -78,17 +85,40 @@ void http_response_clear(struct http_response *resp);
 /* http_response_header - the value of header NAME (case-insensitive), borrowed, or NULL */
 const char *http_response_header(const struct http_response *resp, const char *name);
 
-/* http_send - perform REQ and fill RESP. Returns the classified outcome:
+/* http_client_connections - how many TCP/TLS connections CLIENT has opened
+ * so far (1 after any number of requests while keep-alive holds); for
+ * diagnostics and tests. */
+unsigned long http_client_connections(const struct http_client *client);
+
+/* http_send - perform REQ and fill RESP (initialised with
+ * http_response_init; any earlier content is released first). Returns the classified outcome:
  *   MB_OK   2xx (or a dry run: RESP->status stays 0)
  *   MB_DOWN 401/403, TLS/certificate failure
  *   MB_TEMP 408/429/5xx, timeouts, refused or reset connections, DNS
  *   MB_PERM other 4xx and 3xx, response larger than max_response
- * ERR gets one line with the status and the start of the body. */
+ * ERR gets one line with the status and the start of the body.
+ * Methods: GET, POST, or any other verb sent with its body. A request body
+ * is never re-sent by libcurl on its own: when a reused connection dies
+ * before the answer, the outcome is MB_TEMP (the vendor may or may not have
+ * processed it; the caller reconciles). */
 enum mb_status http_send(struct http_client *client, const struct http_request *req,
                          struct http_response *resp, struct mb_error *err);
 
-/* http_classify_status - the outcome class of an HTTP status code */
+/* http_classify_status - the outcome class of an HTTP status code; a code
+ * outside 200..599 (no usable answer) is MB_TEMP */
 enum mb_status http_classify_status(long status);
+
+/* http_response_excerpt - the start of RESP's body as one printable line of
+ * at most MAX bytes (control characters replaced, UTF-8 not cut, values of
+ * REQ's secret headers replaced by <redacted>), for errors and quarantine
+ * reasons. REQ may be NULL. Owned by the caller. */
+char *http_response_excerpt(const struct http_response *resp, const struct http_request *req,
+                            size_t max);
+
+/* http_parse_retry_after - a Retry-After value (delta-seconds or an HTTP
+ * date, compared with NOW_S) in milliseconds, 0 for a date in the past, -1
+ * when VALUE is malformed. */
+long long http_parse_retry_after(const char *value, long long now_s);
 
 /* http_multipart_encode - REQ's parts as a multipart/form-data body with
  * BOUNDARY into OUT. Names and filenames are stripped of CR, LF and '"'. */

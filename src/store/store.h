@@ -38,6 +38,7 @@ struct store_msg {
     char *last_error;      /* owned: why the last attempt failed, NULL if none */
     char *ticket_id;       /* owned: vendor ticket once DONE */
     char *vendor_message_id; /* owned: vendor message id once DONE */
+    long owner_pid;        /* the process that last began a post of it (0: none yet) */
 };
 
 void store_msg_clear(struct store_msg *msg);
@@ -67,7 +68,11 @@ enum mb_status store_enqueue(struct store *store, const struct store_new_msg *ms
                              struct store_msg *msg_r, struct mb_error *err);
 
 /* store_begin_attempt - intent before side effect: state POSTING,
- * attempts+1, an attempt row opened; committed before the vendor is called. */
+ * attempts+1, an attempt row opened; committed before the vendor is called.
+ * This is also the claim: MB_TEMP when the message is already POSTING (another
+ * process is posting it, or a crash left it to be reconciled first), MB_PERM
+ * when it is unknown, DONE or in QUARANTINE. The row remembers our pid
+ * (owner_pid) so a reconciler can tell a crashed post from a live one. */
 enum mb_status store_begin_attempt(struct store *store, long long id, struct mb_error *err);
 
 struct store_outcome {
@@ -82,17 +87,21 @@ struct store_outcome {
 
 /* store_finish_attempt - close the open attempt with OUTCOME and move the
  * message to its next state. On OK the thread map learns the message's RFC
- * Message-Id -> vendor ids, and the raw bytes are dropped. */
+ * Message-Id -> vendor ids, and the raw bytes are dropped. DOWN (and CONFIG)
+ * do not count against the message: attempts goes back down by one, the
+ * attempt stays in the history. MB_PERM unless the message is POSTING. */
 enum mb_status store_finish_attempt(struct store *store, long long id,
                                     const struct store_outcome *outcome, struct mb_error *err);
 
 /* store_set_quarantine - straight to QUARANTINE without an attempt (the
- * message could not even be parsed), keeping the raw bytes and REASON. */
+ * message could not even be parsed), keeping the raw bytes and REASON.
+ * MB_PERM when the message is unknown or DONE. */
 enum mb_status store_set_quarantine(struct store *store, long long id, const char *reason,
                                     struct mb_error *err);
 
 /* store_thread_lookup - a thread_lookup_fn body: the vendor ids that
- * MESSAGE_ID was posted as on ROUTE. REF_R fields are owned by the caller. */
+ * MESSAGE_ID was posted as on ROUTE. REF_R fields are owned by the caller.
+ * False when unknown, and also when the database cannot be read. */
 bool store_thread_lookup(struct store *store, const char *route, const char *message_id,
                          struct thread_ref *ref_r);
 
@@ -122,7 +131,10 @@ enum mb_status store_counts(struct store *store, const char *route,
                             unsigned long long counts_r[MSG_STATE_COUNT], struct mb_error *err);
 
 /* store_requeue - QUARANTINE (and RETRY) rows of ROUTE (NULL = all) back
- * to QUEUED, due now; *COUNT_R how many. With KEY only that message. */
+ * to QUEUED, due now; *COUNT_R how many. With KEY only that message (on
+ * every route when ROUTE is NULL). attempts restarts at 0 and last_error is
+ * cleared (the attempt history keeps every reason). Rows whose raw bytes
+ * are gone cannot be posted again: they are left alone and not counted. */
 enum mb_status store_requeue(struct store *store, const char *route, const char *key,
                              unsigned long long *count_r, struct mb_error *err);
 

@@ -1,1 +1,1 @@
-# test_core: see test_core.c
+mb_unit_test(test_core SOURCES test_core.c LIBS mb_core)

@@ -1,0 +1,429 @@
+/* pipeline - parse, store, thread, post, record (see pipeline.h). */
+#include "app/pipeline.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/logfmt.h"
+#include "core/state.h"
+#include "core/thread.h"
+#include "lib/backoff.h"
+#include "lib/clock.h"
+#include "lib/buf.h"
+#include "lib/xalloc.h"
+#include "mime/mime.h"
+
+#define DRAIN_BATCH 200
+#define RECONCILE_BATCH 1000
+/* A reply whose parent is still queued waits this long before it looks again. */
+#define PARENT_WAIT_MS 2000
+
+struct pipeline {
+    const struct app_config *cfg;       /* borrowed */
+    const struct route_settings *route; /* borrowed */
+    struct store *store;                /* borrowed */
+    const struct connector_env *env;    /* borrowed */
+    struct connector *conn;             /* owned */
+    struct pipeline_stats stats;
+};
+
+enum mb_status pipeline_open(const struct app_config *cfg, const struct route_settings *route,
+                             struct store *store, const struct connector_env *env,
+                             struct pipeline **p_r, struct mb_error *err)
+{
+    struct connector *conn = NULL;
+    enum mb_status st = connector_open(route->connector_section, env, &conn, err);
+    if (st != MB_OK)
+        return st;
+    struct pipeline *p = xcalloc(1, sizeof(*p));
+    p->cfg = cfg;
+    p->route = route;
+    p->store = store;
+    p->env = env;
+    p->conn = conn;
+    *p_r = p;
+    return MB_OK;
+}
+
+void pipeline_close(struct pipeline **pp)
+{
+    struct pipeline *p = *pp;
+    if (p == NULL)
+        return;
+    connector_close(&p->conn);
+    free(p);
+    *pp = NULL;
+}
+
+const struct pipeline_stats *pipeline_stats(const struct pipeline *p)
+{
+    return &p->stats;
+}
+
+static bool lookup_thread(void *ctx, const char *message_id, struct thread_ref *ref_r)
+{
+    struct pipeline *p = ctx;
+    return store_thread_lookup(p->store, p->route->name, message_id, ref_r);
+}
+
+/* pending_parent - an id this mail replies to that we hold but have not
+ * posted yet (queued, posting or retrying), or NULL. Posting the reply now
+ * would open a second ticket; it waits for its parent instead. */
+static const char *pending_parent(struct pipeline *p, const struct mb_mail *mail)
+{
+    for (size_t i = 0; i <= mail->reference_count; i++) {
+        const char *id = i == 0 ? mail->in_reply_to : mail->references[i - 1];
+        if (id == NULL)
+            continue;
+        struct store_msg row = {0};
+        bool pending = false;
+        if (store_get(p->store, p->route->name, id, &row, NULL) == MB_OK)
+            pending = row.state == MSG_QUEUED || row.state == MSG_POSTING || row.state == MSG_RETRY;
+        store_msg_clear(&row);
+        if (pending)
+            return id;
+    }
+    return NULL;
+}
+
+/* log_outcome - the one line per message and outcome */
+static void log_outcome(struct pipeline *p, const struct store_msg *row, const struct mb_mail *mail,
+                        const char *action, const char *status, const struct ticket_result *res,
+                        const char *error, long long retry_in_ms)
+{
+    struct buf line;
+    buf_init(&line, 8192);
+    logfmt_pair(&line, "msg", mail && mail->message_id ? mail->message_id : row->key);
+    logfmt_pair(&line, "route", p->route->name);
+    logfmt_pair(&line, "source", row->source);
+    logfmt_pair(&line, "vendor", p->conn->ops->name);
+    logfmt_pair(&line, "action", action);
+    if (res != NULL && res->ticket_id != NULL)
+        logfmt_pair(&line, "ticket", res->ticket_id);
+    if (res != NULL && res->message_id != NULL)
+        logfmt_pair(&line, "vendor_msg", res->message_id);
+    logfmt_pair(&line, "status", status);
+    if (row->attempts > 0)
+        buf_printf(&line, " attempt=%u", row->attempts + 1);
+    if (res != NULL && res->http_status != 0)
+        buf_printf(&line, " http=%ld", res->http_status);
+    if (retry_in_ms >= 0)
+        buf_printf(&line, " retry_in=%llds", (retry_in_ms + 999) / 1000);
+    if (error != NULL)
+        logfmt_pair(&line, "error", error);
+    enum mb_log_level level = MB_LOG_ERROR;
+    if (error == NULL || strcmp(status, "deferred") == 0)
+        level = MB_LOG_INFO;
+    else if (strcmp(status, "retry") == 0 || strcmp(status, "requeued") == 0 ||
+             strcmp(status, "unanswered") == 0 || strcmp(status, "unsettled") == 0)
+        level = MB_LOG_WARNING;
+    mb_log(p->env->log, level, "%s", line.data);
+    buf_free(&line);
+}
+
+static void count_outcome(struct pipeline *p, enum mb_status st, enum thread_kind kind)
+{
+    if (st == MB_OK && kind == THREAD_NEW)
+        p->stats.created++;
+    else if (st == MB_OK)
+        p->stats.appended++;
+    else if (st == MB_TEMP)
+        p->stats.retrying++;
+    else if (st == MB_PERM)
+        p->stats.quarantined++;
+}
+
+/* defer_for_parent - record a no-op attempt that makes ROW due again soon */
+static enum mb_status defer_for_parent(struct pipeline *p, const struct store_msg *row,
+                                       const struct mb_mail *mail, const char *parent,
+                                       struct mb_error *err)
+{
+    char *why = xasprintf("waiting for the message it replies to (%s) to be posted first", parent);
+    struct store_outcome o = {.status = MB_TEMP, .error = why, .next_attempt_ms = clock_now_ms() + PARENT_WAIT_MS};
+    enum mb_status st = store_begin_attempt(p->store, row->id, err);
+    if (st == MB_OK)
+        st = store_finish_attempt(p->store, row->id, &o, err);
+    if (st == MB_OK)
+        log_outcome(p, row, mail, "wait", "deferred", NULL, why, PARENT_WAIT_MS);
+    free(why);
+    return st;
+}
+
+/* classify_attempt - the outcome to record: a temporary failure becomes
+ * permanent once max_attempts were spent; a config/auth failure is DOWN. */
+static enum mb_status classify_attempt(struct pipeline *p, enum mb_status st, unsigned attempt,
+                                       struct mb_error *perr)
+{
+    if (st == MB_CONFIG)
+        return MB_DOWN;
+    if (st == MB_TEMP && attempt >= p->cfg->max_attempts) {
+        /* the last words are the vendor's: a truncated tail is acceptable */
+        char text[MB_ERROR_TEXT_MAX];
+        memcpy(text, perr->text, sizeof(text));
+        mb_error_set(perr, MB_PERM, "gave up after %u attempts: %.*s", attempt, (int)(sizeof(text) - 40), text);
+        return MB_PERM;
+    }
+    return st;
+}
+
+static const char *status_word(enum mb_status st)
+{
+    switch (st) {
+    case MB_OK:
+        return "ok";
+    case MB_TEMP:
+        return "retry";
+    case MB_PERM:
+        return "quarantine";
+    default:
+        return "down";
+    }
+}
+
+/* settle - ask the vendor whether the post of REQ (ROW, left in POSTING)
+ * arrived: found -> DONE; not found -> due again (at once when REQUEUE_NOW,
+ * else after the usual backoff). MB_TEMP when the vendor could not be asked:
+ * the row stays POSTING and is settled on a later pass. */
+static enum mb_status settle(struct pipeline *p, const struct store_msg *row, const struct mb_mail *mail,
+                             const struct ticket_request *req, bool requeue_now, struct mb_error *err)
+{
+    struct ticket_result res;
+    ticket_result_init(&res);
+    bool found = false;
+    enum mb_status st = MB_OK;
+    if (p->conn->ops->find_by_key != NULL)
+        st = p->conn->ops->find_by_key(p->conn, req, &found, &res, err);
+    if (st != MB_OK) {
+        log_outcome(p, row, mail, "reconcile", "unsettled", &res, err->text, -1);
+        ticket_result_clear(&res);
+        return st;
+    }
+    unsigned attempt = row->attempts + 1;
+    long long delay = requeue_now ? 0 : backoff_delay_ms(&p->cfg->backoff, attempt, -1);
+    const char *why = p->conn->ops->find_by_key != NULL
+                          ? "no answer to the post and the vendor does not have it: posting again"
+                          : "no answer to the post and the vendor offers no lookup: posting again";
+    struct store_outcome o = {
+        .status = found ? MB_OK : MB_TEMP,
+        .error = found ? NULL : why,
+        .next_attempt_ms = found ? 0 : clock_now_ms() + delay,
+        .ticket_id = res.ticket_id,
+        .vendor_message_id = res.message_id,
+        .conversation_id = res.conversation_id,
+    };
+    st = store_finish_attempt(p->store, row->id, &o, err);
+    if (st == MB_OK && found) {
+        p->stats.reconciled++;
+        log_outcome(p, row, mail, "reconcile", "ok", &res, NULL, -1);
+    } else if (st == MB_OK) {
+        p->stats.retrying += requeue_now ? 0 : 1;
+        log_outcome(p, row, mail, "reconcile", "requeued", &res, why, delay);
+    }
+    ticket_result_clear(&res);
+    return st;
+}
+
+/* post - one attempt to hand MAIL (stored as ROW) to the vendor, recorded
+ * before (intent) and after (outcome). MB_OK whatever the vendor said,
+ * unless the store failed (MB_TEMP) or the vendor is down (MB_DOWN). */
+static enum mb_status post(struct pipeline *p, const struct store_msg *row, const struct mb_mail *mail,
+                           struct mb_error *err)
+{
+    struct thread_decision dec;
+    thread_resolve(mail, p->route->subject_token, lookup_thread, p, &dec);
+    const char *parent = dec.kind == THREAD_NEW ? pending_parent(p, mail) : NULL;
+    if (parent != NULL) {
+        thread_decision_clear(&dec);
+        return defer_for_parent(p, row, mail, parent, err);
+    }
+    enum mb_status st = store_begin_attempt(p->store, row->id, err);
+    if (st != MB_OK) {
+        thread_decision_clear(&dec);
+        return st;
+    }
+    struct ticket_request req = {.mail = mail, .thread = &dec, .key = row->key};
+    struct ticket_result res;
+    ticket_result_init(&res);
+    struct mb_error perr;
+    mb_error_clear(&perr);
+    unsigned attempt = row->attempts + 1;
+    enum mb_status outcome = classify_attempt(p, connector_post(p->conn, &req, &res, &perr), attempt, &perr);
+
+    if (outcome == MB_TEMP && res.unanswered) {
+        /* The vendor may have acted on it: ask before any second post. */
+        log_outcome(p, row, mail, dec.kind == THREAD_NEW ? "create" : "append", "unanswered", &res, perr.text, -1);
+        st = settle(p, row, mail, &req, false, err);
+        ticket_result_clear(&res);
+        thread_decision_clear(&dec);
+        return st == MB_TEMP ? MB_OK : st; /* unsettled: stays POSTING, settled on a later pass */
+    }
+    long long delay = outcome == MB_TEMP ? backoff_delay_ms(&p->cfg->backoff, attempt, res.retry_after_ms) : -1;
+    struct store_outcome o = {
+        .status = outcome,
+        .error = outcome == MB_OK ? NULL : perr.text,
+        .http_status = res.http_status,
+        .next_attempt_ms = delay >= 0 ? clock_now_ms() + delay : 0,
+        .ticket_id = res.ticket_id,
+        .vendor_message_id = res.message_id,
+        .conversation_id = res.conversation_id,
+    };
+    st = store_finish_attempt(p->store, row->id, &o, err);
+    const char *action = dec.kind == THREAD_NEW ? "create" : "append";
+    if (st == MB_OK) {
+        log_outcome(p, row, mail, action, status_word(outcome), &res, o.error, delay);
+        count_outcome(p, outcome, dec.kind);
+    }
+    ticket_result_clear(&res);
+    thread_decision_clear(&dec);
+    if (st != MB_OK)
+        return st; /* left in POSTING: reconciled on the next start */
+    if (outcome == MB_DOWN)
+        return mb_error_set(err, MB_DOWN, "route %s: %s", p->route->name, perr.text);
+    return MB_OK;
+}
+
+/* due_now - an existing row an ingest may post right away */
+static bool due_now(const struct store_msg *row)
+{
+    return row->state == MSG_QUEUED || (row->state == MSG_RETRY && row->next_attempt_ms <= clock_now_ms());
+}
+
+enum mb_status pipeline_ingest(struct pipeline *p, const unsigned char *raw, size_t len,
+                               const char *source_id, struct mb_error *err)
+{
+    struct mb_mail *mail = NULL;
+    struct mb_error perr;
+    mb_error_clear(&perr);
+    enum mb_status parsed = mime_parse(raw, len, &p->cfg->limits, &mail, &perr);
+    char *key = mail != NULL ? xstrdup(mail->key) : mime_raw_key(raw, len);
+    struct store_new_msg nm = {
+        .route = p->route->name,
+        .key = key,
+        .source = source_id,
+        .message_id = mail ? mail->message_id : NULL,
+        .subject = mail ? mail->subject : NULL,
+        .raw = raw,
+        .raw_len = len,
+    };
+    bool created = false;
+    struct store_msg row = {0};
+    enum mb_status st = store_enqueue(p->store, &nm, &created, &row, err);
+    if (st != MB_OK) {
+        /* not stored: the source keeps the message */
+    } else if (parsed != MB_OK) {
+        if (created)
+            st = store_set_quarantine(p->store, row.id, perr.text, err);
+        if (st == MB_OK && created) {
+            log_outcome(p, &row, NULL, "parse", "quarantine", NULL, perr.text, -1);
+            p->stats.quarantined++;
+        } else if (st == MB_OK) {
+            p->stats.duplicates++;
+        }
+    } else if (created || due_now(&row)) {
+        st = post(p, &row, mail, err);
+    } else {
+        log_outcome(p, &row, mail, "skip", "duplicate", NULL, NULL, -1);
+        p->stats.duplicates++;
+    }
+    store_msg_clear(&row);
+    free(key);
+    mail_free(&mail);
+    return st;
+}
+
+void pipeline_record_refused(struct pipeline *p, const char *source_id, const char *reason)
+{
+    struct buf line;
+    buf_init(&line, 4096);
+    logfmt_pair(&line, "msg", "-");
+    logfmt_pair(&line, "route", p->route->name);
+    logfmt_pair(&line, "source", source_id);
+    logfmt_pair(&line, "status", "refused");
+    logfmt_pair(&line, "error", reason);
+    log_error(p->env->log, "%s", line.data);
+    buf_free(&line);
+    p->stats.quarantined++;
+}
+
+/* load_mail - parse the raw bytes kept for ROW; a row that no longer parses
+ * (the limits were lowered) is quarantined and *MAIL_R left NULL. */
+static enum mb_status load_mail(struct pipeline *p, const struct store_msg *row, struct mb_mail **mail_r,
+                                struct mb_error *err)
+{
+    unsigned char *raw = NULL;
+    size_t len = 0;
+    *mail_r = NULL;
+    enum mb_status st = store_load_raw(p->store, row->id, &raw, &len, err);
+    if (st == MB_PERM)
+        return store_set_quarantine(p->store, row->id, err->text, err);
+    if (st != MB_OK)
+        return st;
+    struct mb_error perr;
+    if (mime_parse(raw, len, &p->cfg->limits, mail_r, &perr) != MB_OK) {
+        st = store_set_quarantine(p->store, row->id, perr.text, err);
+        if (st == MB_OK)
+            log_outcome(p, row, NULL, "parse", "quarantine", NULL, perr.text, -1);
+    }
+    free(raw);
+    return st;
+}
+
+enum mb_status pipeline_drain(struct pipeline *p, long long now, size_t limit,
+                              const volatile sig_atomic_t *stop, size_t *posted_r, struct mb_error *err)
+{
+    struct store_msg *msgs = NULL;
+    size_t count = 0;
+    *posted_r = 0;
+    size_t batch = limit == 0 || limit > DRAIN_BATCH ? DRAIN_BATCH : limit;
+    enum mb_status st = store_due(p->store, p->route->name, now, batch, &msgs, &count, err);
+    for (size_t i = 0; st == MB_OK && i < count && !(stop && *stop); i++) {
+        struct mb_mail *mail = NULL;
+        st = load_mail(p, &msgs[i], &mail, err);
+        if (st == MB_OK && mail != NULL) {
+            st = post(p, &msgs[i], mail, err);
+            (*posted_r)++;
+        }
+        mail_free(&mail);
+    }
+    store_msgs_free(&msgs, count);
+    return st;
+}
+
+/* reconcile_one - settle ROW, left in POSTING by a crash or an unanswered post */
+static enum mb_status reconcile_one(struct pipeline *p, const struct store_msg *row, struct mb_error *err)
+{
+    struct mb_mail *mail = NULL;
+    enum mb_status st = load_mail(p, row, &mail, err);
+    if (st != MB_OK || mail == NULL)
+        return st;
+    struct thread_decision dec;
+    thread_resolve(mail, p->route->subject_token, lookup_thread, p, &dec);
+    struct ticket_request req = {.mail = mail, .thread = &dec, .key = row->key};
+    st = settle(p, row, mail, &req, true, err);
+    thread_decision_clear(&dec);
+    mail_free(&mail);
+    return st;
+}
+
+/* owner_alive - another live process began this post: leave it alone */
+static bool owner_alive(long pid)
+{
+    if (pid <= 0 || pid == (long)getpid())
+        return false;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+enum mb_status pipeline_reconcile(struct pipeline *p, struct mb_error *err)
+{
+    struct store_msg *msgs = NULL;
+    size_t count = 0;
+    enum mb_status st = store_list(p->store, p->route->name, MSG_POSTING, RECONCILE_BATCH, &msgs, &count, err);
+    for (size_t i = 0; st == MB_OK && i < count; i++)
+        if (!owner_alive(msgs[i].owner_pid))
+            st = reconcile_one(p, &msgs[i], err);
+    store_msgs_free(&msgs, count);
+    return st;
+}

@@ -1,0 +1,673 @@
+/* http - the keep-alive HTTP/1.1 client (see http.h).
+ *
+ * One libcurl easy handle per client, so its connection cache keeps the
+ * vendor connection open between messages. Bodies (including multipart)
+ * are built here and fed through a read callback; every outcome is
+ * classified before it leaves this file. */
+#define _GNU_SOURCE /* memmem */
+#include "http/http.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "lib/xalloc.h"
+
+#define HTTP_MAX_HEADERS 256   /* response header lines kept; more is refused */
+#define HTTP_EXCERPT_MAX 300   /* bytes of a vendor's answer in error texts */
+#define HTTP_BOUNDARY_BYTES 16 /* random bytes, written as 32 hex digits */
+#define HTTP_DEFAULT_AGENT "mailbridge/0.1.0"
+
+/* The request body as libcurl reads it. */
+struct body_cursor {
+    const char *data; /* borrowed: the body of the request in flight */
+    size_t len;
+    size_t pos;
+};
+
+struct http_client {
+    CURL *curl;    /* owned */
+    FILE *dry_run; /* borrowed: from the settings */
+    size_t max_response;
+    unsigned long connections;  /* connections opened so far */
+    struct http_response *resp; /* borrowed: the response being filled during a transfer */
+    struct body_cursor body;
+    bool too_large;        /* the write callback refused the body */
+    bool too_many_headers; /* the header callback refused a line */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+void http_settings_default(struct http_settings *s)
+{
+    s->connect_timeout_ms = 10000;
+    s->timeout_ms = 60000;
+    s->tls_verify = true;
+    s->ca_file = NULL;
+    s->max_response = 16u << 20;
+    s->user_agent = NULL;
+    s->dry_run = NULL;
+}
+
+void http_global_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void http_global_deinit(void)
+{
+    curl_global_cleanup();
+}
+
+/* on_body - libcurl write callback: append to the capped response body */
+static size_t on_body(char *data, size_t size, size_t count, void *ctx)
+{
+    struct http_client *c = ctx;
+    if (!buf_append(&c->resp->body, data, size * count)) {
+        c->too_large = true;
+        return 0; /* makes libcurl stop with CURLE_WRITE_ERROR */
+    }
+    return size * count;
+}
+
+/* on_header - libcurl header callback: keep "Name: value" lines of the final response */
+static size_t on_header(char *data, size_t size, size_t count, void *ctx)
+{
+    struct http_client *c = ctx;
+    struct http_response *resp = c->resp;
+    size_t total = size * count, len = total;
+    while (len > 0 && (data[len - 1] == '\r' || data[len - 1] == '\n'))
+        len--;
+    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        /* A status line starts a new response (after 1xx): forget earlier headers. */
+        for (size_t i = 0; i < resp->header_count; i++)
+            free(resp->headers[i]);
+        resp->header_count = 0;
+        return total;
+    }
+    if (len == 0)
+        return total;
+    if (resp->header_count >= HTTP_MAX_HEADERS) {
+        c->too_many_headers = true;
+        return 0;
+    }
+    resp->headers = xreallocarray(resp->headers, resp->header_count + 1, sizeof(char *));
+    resp->headers[resp->header_count++] = xstrndup(data, len);
+    return total;
+}
+
+/* on_read - libcurl read callback: hand out the request body */
+static size_t on_read(char *out, size_t size, size_t count, void *ctx)
+{
+    struct body_cursor *b = ctx;
+    size_t n = size * count;
+    if (n > b->len - b->pos)
+        n = b->len - b->pos;
+    memcpy(out, b->data + b->pos, n);
+    b->pos += n;
+    return n;
+}
+
+enum mb_status http_client_create(const struct http_settings *s, struct http_client **client_r,
+                                  struct mb_error *err)
+{
+    CURL *curl = curl_easy_init();
+    if (curl == NULL)
+        return mb_error_set(err, MB_DOWN, "cannot initialise libcurl");
+    struct http_client *c = xcalloc(1, sizeof(*c));
+    c->curl = curl;
+    c->dry_run = s->dry_run;
+    c->max_response = s->max_response;
+
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, s->timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, s->tls_verify ? 1L : 0L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, s->tls_verify ? 2L : 0L);
+    curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(curl, CURLOPT_USERAGENT, s->user_agent ? s->user_agent : HTTP_DEFAULT_AGENT);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(curl, CURLOPT_READDATA, &c->body);
+    if (s->ca_file != NULL && curl_easy_setopt(curl, CURLOPT_CAINFO, s->ca_file) != CURLE_OK) {
+        http_client_destroy(&c);
+        return mb_error_set(err, MB_CONFIG, "this libcurl cannot use a CA file (%s)", s->ca_file);
+    }
+    *client_r = c;
+    return MB_OK;
+}
+
+void http_client_destroy(struct http_client **clientp)
+{
+    struct http_client *c = *clientp;
+    if (c == NULL)
+        return;
+    curl_easy_cleanup(c->curl);
+    free(c);
+    *clientp = NULL;
+}
+
+unsigned long http_client_connections(const struct http_client *client)
+{
+    return client->connections;
+}
+
+void http_response_init(struct http_response *resp)
+{
+    resp->status = 0;
+    buf_init(&resp->body, 0);
+    resp->headers = NULL;
+    resp->header_count = 0;
+    resp->retry_after_ms = -1;
+    resp->unanswered = false;
+}
+
+void http_response_clear(struct http_response *resp)
+{
+    buf_free(&resp->body);
+    for (size_t i = 0; i < resp->header_count; i++)
+        free(resp->headers[i]);
+    free(resp->headers);
+    http_response_init(resp);
+}
+
+const char *http_response_header(const struct http_response *resp, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < resp->header_count; i++) {
+        const char *line = resp->headers[i];
+        if (strncasecmp(line, name, n) == 0 && line[n] == ':') {
+            const char *v = line + n + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            return v;
+        }
+    }
+    return NULL;
+}
+
+enum mb_status http_classify_status(long status)
+{
+    if (status >= 200 && status <= 299)
+        return MB_OK;
+    if (status == 401 || status == 403)
+        return MB_DOWN;
+    if (status == 408 || status == 429 || (status >= 500 && status <= 599))
+        return MB_TEMP;
+    if (status >= 300 && status <= 499)
+        return MB_PERM;
+    return MB_TEMP; /* 1xx as final answer, garbage: no usable answer */
+}
+
+long long http_parse_retry_after(const char *value, long long now_s)
+{
+    while (*value == ' ' || *value == '\t')
+        value++;
+    if (isdigit((unsigned char)*value)) {
+        errno = 0;
+        char *end;
+        long long s = strtoll(value, &end, 10);
+        while (*end == ' ' || *end == '\t')
+            end++;
+        if (errno != 0 || *end != '\0' || s > LLONG_MAX / 1000)
+            return -1;
+        return s * 1000;
+    }
+    time_t when = curl_getdate(value, NULL);
+    if (when == (time_t)-1)
+        return -1;
+    long long delta = (long long)when - now_s;
+    return delta > 0 ? delta * 1000 : 0;
+}
+
+/* append_clean - S without CR, LF and (when STRIP_QUOTE) '"': a value
+ * that cannot end its header line or its quoted string */
+static bool append_clean(struct buf *out, const char *s, bool strip_quote)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '\r' || *s == '\n' || (strip_quote && *s == '"'))
+            continue;
+        if (!buf_append(out, s, 1))
+            return false;
+    }
+    return true;
+}
+
+/* append_part_headers - the header lines of one form part, each ended by EOL */
+static bool append_part_headers(struct buf *out, const struct http_part *p, const char *eol)
+{
+    bool ok = buf_append_str(out, "Content-Disposition: form-data; name=\"") &&
+              append_clean(out, p->name, true) && buf_append_str(out, "\"");
+    if (p->filename != NULL)
+        ok = ok && buf_append_str(out, "; filename=\"") && append_clean(out, p->filename, true) &&
+             buf_append_str(out, "\"");
+    ok = ok && buf_append_str(out, eol);
+    if (p->content_type != NULL)
+        ok = ok && buf_append_str(out, "Content-Type: ") &&
+             append_clean(out, p->content_type, false) && buf_append_str(out, eol);
+    return ok;
+}
+
+bool http_multipart_encode(const struct http_part *parts, size_t count, const char *boundary,
+                           struct buf *out)
+{
+    bool ok = true;
+    for (size_t i = 0; ok && i < count; i++)
+        ok = buf_printf(out, "--%s\r\n", boundary) && append_part_headers(out, &parts[i], "\r\n") &&
+             buf_append_str(out, "\r\n") && buf_append(out, parts[i].data, parts[i].len) &&
+             buf_append_str(out, "\r\n");
+    return ok && buf_printf(out, "--%s--\r\n", boundary);
+}
+
+/* new_boundary - 32 random hex digits that occur in no part's data */
+static void new_boundary(const struct http_part *parts, size_t count,
+                         char out[2 * HTTP_BOUNDARY_BYTES + 1])
+{
+    for (;;) {
+        unsigned char raw[HTTP_BOUNDARY_BYTES];
+        size_t got = 0;
+        while (got < sizeof(raw)) {
+            ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+            if (n > 0)
+                got += (size_t)n;
+            /* EINTR only: getrandom never fails otherwise for 16 bytes */
+        }
+        for (size_t i = 0; i < sizeof(raw); i++)
+            snprintf(out + 2 * i, 3, "%02x", raw[i]);
+        bool clash = false;
+        for (size_t i = 0; i < count && !clash; i++)
+            clash = memmem(parts[i].data, parts[i].len, out, 2 * HTTP_BOUNDARY_BYTES) != NULL;
+        if (!clash)
+            return;
+    }
+}
+
+/* is_text_type - a content type whose bytes a dry run may print */
+static bool is_text_type(const char *type)
+{
+    if (type == NULL)
+        return false;
+    size_t n = strcspn(type, "; ");
+    static const char *const text[] = {"application/json", "application/xml",
+                                       "application/x-www-form-urlencoded"};
+    if (strncasecmp(type, "text/", 5) == 0)
+        return true;
+    for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+        if (n == strlen(text[i]) && strncasecmp(type, text[i], n) == 0)
+            return true;
+    return n > 5 && (strncasecmp(type + n - 5, "+json", 5) == 0 ||
+                     strncasecmp(type + n - 4, "+xml", 4) == 0);
+}
+
+/* print_content - DATA verbatim when TYPE is text, else one summary line */
+static void print_content(FILE *f, const void *data, size_t len, const char *type)
+{
+    if (is_text_type(type)) {
+        fwrite(data, 1, len, f);
+        fputc('\n', f);
+    } else {
+        fprintf(f, "[%zu bytes of %s]\n", len, type ? type : "unknown type");
+    }
+}
+
+/* write_dry_run - print REQ as it would be sent (secrets redacted, binary summarised) */
+static enum mb_status write_dry_run(FILE *f, const struct http_request *req,
+                                    const char *content_type, const char *boundary,
+                                    struct mb_error *err)
+{
+    fprintf(f, "%s %s\n", req->method, req->url);
+    for (size_t i = 0; i < req->header_count; i++)
+        fprintf(f, "%s: %s\n", req->headers[i].name,
+                req->headers[i].secret ? "<redacted>" : req->headers[i].value);
+    if (content_type != NULL)
+        fprintf(f, "Content-Type: %s\n", content_type);
+    fputc('\n', f);
+    if (req->parts != NULL) {
+        struct buf head;
+        buf_init(&head, 0);
+        for (size_t i = 0; i < req->part_count; i++) {
+            const struct http_part *p = &req->parts[i];
+            buf_reset(&head);
+            append_part_headers(&head, p, "\n");
+            fprintf(f, "--%s\n%s\n", boundary, head.data);
+            print_content(f, p->data, p->len, p->content_type);
+        }
+        buf_free(&head);
+        fprintf(f, "--%s--\n", boundary);
+    } else if (req->body != NULL) {
+        print_content(f, req->body, req->body_len, content_type);
+    }
+    fputc('\n', f);
+    if (fflush(f) != 0 || ferror(f))
+        return mb_error_set(err, MB_DOWN, "cannot write the dry run: %s", strerror(errno));
+    return MB_OK;
+}
+
+/* url_part - one component of URL (owned by the caller), or NULL */
+static char *url_part(const char *url, CURLUPart what, unsigned flags)
+{
+    CURLU *u = curl_url();
+    char *part = NULL, *copy = NULL;
+    if (u == NULL)
+        return NULL;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, what, &part, flags) == CURLUE_OK) {
+        copy = xstrdup(part);
+        curl_free(part);
+    }
+    curl_url_cleanup(u);
+    return copy;
+}
+
+bool http_same_origin(const char *origin, const char *url)
+{
+    static const CURLUPart parts[] = {CURLUPART_SCHEME, CURLUPART_HOST, CURLUPART_PORT};
+    bool same = true;
+    for (size_t i = 0; same && i < sizeof(parts) / sizeof(parts[0]); i++) {
+        char *a = url_part(origin, parts[i], CURLU_DEFAULT_PORT);
+        char *b = url_part(url, parts[i], CURLU_DEFAULT_PORT);
+        same = a != NULL && b != NULL && strcasecmp(a, b) == 0;
+        free(a);
+        free(b);
+    }
+    return same;
+}
+
+/* replace_all - S with every occurrence of NEEDLE replaced by WITH (owned) */
+static char *replace_all(const char *s, const char *needle, const char *with)
+{
+    struct buf out;
+    buf_init(&out, 0);
+    size_t n = strlen(needle);
+    const char *hit;
+    while ((hit = strstr(s, needle)) != NULL) {
+        buf_append(&out, s, (size_t)(hit - s));
+        buf_append_str(&out, with);
+        s = hit + n;
+    }
+    buf_append_str(&out, s);
+    return buf_steal(&out);
+}
+
+char *http_response_excerpt(const struct http_response *resp, const struct http_request *req,
+                            size_t max)
+{
+    /* Redact before cutting, so no prefix of a secret survives at the cut. */
+    size_t longest = 0;
+    for (size_t i = 0; req != NULL && i < req->header_count; i++)
+        if (req->headers[i].secret && strlen(req->headers[i].value) > longest)
+            longest = strlen(req->headers[i].value);
+    size_t len = resp->body.len;
+    size_t take =
+        len < max + longest + 1 ? len : max + longest + 1; /* +1: see the byte after the cut */
+    char *text = xmalloc(take + 1);
+    for (size_t i = 0; i < take; i++) {
+        unsigned char ch = (unsigned char)resp->body.data[i];
+        text[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+    }
+    text[take] = '\0';
+    for (size_t i = 0; req != NULL && i < req->header_count; i++) {
+        const struct http_header *h = &req->headers[i];
+        if (h->secret && h->value[0] != '\0') {
+            char *redacted = replace_all(text, h->value, "<redacted>");
+            free(text);
+            text = redacted;
+        }
+    }
+    size_t n = strlen(text);
+    bool cut = n > max || take < len;
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+            n--; /* do not split a UTF-8 sequence */
+    }
+    while (n > 0 && text[n - 1] == ' ')
+        n--;
+    text[n] = '\0';
+    if (cut) {
+        char *more = xasprintf("%s...", text);
+        free(text);
+        text = more;
+    }
+    return text;
+}
+
+/* describe_target - "METHOD /path" of REQ for messages (no query: it may carry credentials) */
+static char *describe_target(const struct http_request *req)
+{
+    char *path = url_part(req->url, CURLUPART_PATH, 0);
+    char *d = xasprintf("%s %s", req->method, path ? path : "(bad URL)");
+    free(path);
+    return d;
+}
+
+/* classify_transport - the outcome of a transfer libcurl could not complete */
+static enum mb_status classify_transport(struct http_client *c, CURLcode rc,
+                                         const struct http_request *req, struct mb_error *err)
+{
+    char *target = describe_target(req);
+    const char *why = c->errbuf[0] != '\0' ? c->errbuf : curl_easy_strerror(rc);
+    char *host = url_part(req->url, CURLUPART_HOST, 0);
+    enum mb_status st;
+    switch (rc) {
+    case CURLE_WRITE_ERROR:
+        if (c->too_large)
+            st = mb_error_set(err, MB_PERM, "response larger than %zu bytes from %s",
+                              c->max_response, target);
+        else if (c->too_many_headers)
+            st = mb_error_set(err, MB_PERM, "response with more than %d header lines from %s",
+                              HTTP_MAX_HEADERS, target);
+        else
+            st = mb_error_set(err, MB_TEMP, "%s: %s", target, why);
+        break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_CRL_BADFILE:
+        st = mb_error_set(err, MB_DOWN, "TLS certificate verification failed for %s: %s",
+                          host ? host : "?", why);
+        break;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_USE_SSL_FAILED:
+        st = mb_error_set(err, MB_DOWN, "TLS handshake with %s failed: %s", host ? host : "?", why);
+        break;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        st = mb_error_set(err, MB_DOWN, "cannot use URL for %s: %s", target, why);
+        break;
+    case CURLE_SEND_FAIL_REWIND:
+        /* See the comment in http_send: a dead reused connection, body not re-sent. */
+        st = mb_error_set(err, MB_TEMP, "%s: connection closed before an answer (not re-sent)",
+                          target);
+        break;
+    default:
+        /* Timeouts, refused or reset connections, DNS, empty or partial
+         * answers - and anything unknown, which is safer retried than dropped. */
+        st = mb_error_set(err, MB_TEMP, "%s: %s", target, why);
+        break;
+    }
+    free(host);
+    free(target);
+    return st;
+}
+
+/* classify_answer - the outcome of a complete HTTP answer */
+static enum mb_status classify_answer(const struct http_response *resp,
+                                      const struct http_request *req, struct mb_error *err)
+{
+    enum mb_status st = http_classify_status(resp->status);
+    if (st == MB_OK)
+        return MB_OK;
+    char *target = describe_target(req);
+    if (resp->status >= 300 && resp->status <= 399) {
+        const char *location = http_response_header(resp, "Location");
+        mb_error_set(err, st, "HTTP %ld from %s: vendor answered a redirect to %.200s",
+                     resp->status, target, location ? location : "(no Location)");
+    } else {
+        char *excerpt = http_response_excerpt(resp, req, HTTP_EXCERPT_MAX);
+        mb_error_set(err, st, "HTTP %ld from %s: %s", resp->status, target,
+                     excerpt[0] ? excerpt : "(empty body)");
+        free(excerpt);
+    }
+    free(target);
+    return st;
+}
+
+/* build_headers - REQ's headers plus Content-Type and an empty Expect as a
+ * libcurl list in *LIST_R */
+static enum mb_status build_headers(const struct http_request *req, const char *content_type,
+                                    struct curl_slist **list_r, struct mb_error *err)
+{
+    struct curl_slist *list = NULL;
+    enum mb_status st = MB_OK;
+    for (size_t i = 0; st == MB_OK && i <= req->header_count + 1; i++) {
+        char *line;
+        if (i < req->header_count) {
+            const struct http_header *h = &req->headers[i];
+            if (strpbrk(h->name, "\r\n:") != NULL || strpbrk(h->value, "\r\n") != NULL) {
+                /* Never echo the value: it may be a secret. */
+                st =
+                    mb_error_set(err, MB_PERM, "header %.60s holds a line break or colon", h->name);
+                break;
+            }
+            /* "Name;" is libcurl's way to send a header with an empty value */
+            line = h->value[0] ? xasprintf("%s: %s", h->name, h->value) : xasprintf("%s;", h->name);
+        } else if (i == req->header_count) {
+            if (content_type == NULL)
+                continue;
+            line = xasprintf("Content-Type: %s", content_type);
+        } else {
+            line = xstrdup("Expect:"); /* no 100-continue round trip */
+        }
+        struct curl_slist *next = curl_slist_append(list, line);
+        free(line);
+        if (next == NULL)
+            st = mb_error_set(err, MB_TEMP, "out of memory building an HTTP request");
+        else
+            list = next;
+    }
+    if (st != MB_OK) {
+        curl_slist_free_all(list);
+        list = NULL;
+    }
+    *list_r = list;
+    return st;
+}
+
+/* set_method - METHOD with or without a body on the reused handle (every
+ * option a previous request may have set is set again) */
+static void set_method(CURL *curl, const char *method, bool has_body, size_t body_len)
+{
+    curl_easy_setopt(curl, CURLOPT_NOBODY, 0L);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+    if (has_body) {
+        curl_easy_setopt(curl, CURLOPT_POST, 1L);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        if (strcmp(method, "POST") != 0)
+            curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    } else {
+        curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+        if (strcmp(method, "GET") != 0)
+            curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    }
+}
+
+/* Why the body goes through a read callback instead of CURLOPT_POSTFIELDS:
+ * when a reused keep-alive connection dies before any answer byte, libcurl
+ * silently re-sends the request on a new connection - rewinding
+ * POSTFIELDS by itself. For a vendor POST that is a second ticket whenever
+ * the first one was processed and only its answer was lost. A read callback
+ * without a seek callback cannot be rewound, so libcurl stops with
+ * CURLE_SEND_FAIL_REWIND and we report MB_TEMP; the pipeline then asks the
+ * vendor (find_by_key) before it posts again. Requests without a body (GET)
+ * keep libcurl's harmless retry. */
+enum mb_status http_send(struct http_client *c, const struct http_request *req,
+                         struct http_response *resp, struct mb_error *err)
+{
+    assert(req->parts == NULL || req->body == NULL);
+    http_response_clear(resp);
+    resp->body.limit = c->max_response;
+
+    struct buf multipart;
+    buf_init(&multipart, 0);
+    char boundary[2 * HTTP_BOUNDARY_BYTES + 1];
+    char *content_type = NULL;
+    const char *body = req->body;
+    size_t body_len = req->body_len;
+    if (req->parts != NULL) {
+        new_boundary(req->parts, req->part_count, boundary);
+        http_multipart_encode(req->parts, req->part_count, boundary, &multipart);
+        content_type = xasprintf("multipart/form-data; boundary=%s", boundary);
+        body = multipart.data;
+        body_len = multipart.len;
+    } else if (req->content_type != NULL) {
+        content_type = xstrdup(req->content_type);
+    }
+
+    enum mb_status st;
+    if (c->dry_run != NULL) {
+        st = write_dry_run(c->dry_run, req, content_type, boundary, err);
+        goto out;
+    }
+    struct curl_slist *headers;
+    st = build_headers(req, content_type, &headers, err);
+    if (st != MB_OK)
+        goto out;
+    c->resp = resp;
+    c->too_large = c->too_many_headers = false;
+    c->errbuf[0] = '\0';
+    c->body = (struct body_cursor){.data = body ? body : "", .len = body ? body_len : 0, .pos = 0};
+    curl_easy_setopt(c->curl, CURLOPT_URL, req->url);
+    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+    set_method(c->curl, req->method, body != NULL || strcmp(req->method, "POST") == 0, c->body.len);
+
+    CURLcode rc = curl_easy_perform(c->curl);
+    /* Bytes of the body handed to the connection, or a dead reused
+     * connection: the peer may have it even though it never answered. */
+    bool body_left = c->body.pos > 0 || rc == CURLE_SEND_FAIL_REWIND;
+
+    long connects = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &connects);
+    c->connections += (unsigned long)connects;
+    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    curl_slist_free_all(headers);
+    c->resp = NULL;
+    c->body = (struct body_cursor){0};
+
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &resp->status);
+    if (rc != CURLE_OK) {
+        st = classify_transport(c, rc, req, err);
+        resp->unanswered = st == MB_TEMP && body_left && resp->status == 0;
+        goto out;
+    }
+    const char *retry_after = http_response_header(resp, "Retry-After");
+    if (retry_after != NULL)
+        resp->retry_after_ms = http_parse_retry_after(retry_after, (long long)time(NULL));
+    st = classify_answer(resp, req, err);
+out:
+    free(content_type);
+    buf_free(&multipart);
+    return st;
+}
