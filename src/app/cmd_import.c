@@ -29,33 +29,39 @@ static void import_usage(FILE *out)
                  "75 the store failed, 78 configuration error\n");
 }
 
-/* import_source - every message of one PATH; MB_DOWN/MB_TEMP stop the import */
+/* A source that keeps failing to read (a dying disk) is given up after this many in a row. */
+#define MAX_READ_ERRORS 10
+
+/* import_source - every message of one PATH. A message the source cannot
+ * read is skipped with a warning (it stays in the archive); a store failure
+ * (MB_TEMP from the pipeline) or a vendor refusing us (MB_DOWN) stops it. */
 static enum mb_status import_source(struct app *app, struct pipeline *p, const char *path,
                                     struct progress *pr, struct mb_error *err)
 {
     struct source *src = NULL;
     enum mb_status st = source_open_path(path, &app->cfg->source, &src, err);
-    if (st != MB_OK)
-        return st;
-    while (!*app->stop) {
-        struct source_msg msg;
+    unsigned read_errors = 0;
+    while (st == MB_OK && !*app->stop) {
+        struct source_msg msg = {0};
         bool got = false;
         st = source_next(src, &msg, &got, err);
+        char *where = msg.id != NULL ? source_where(src, &msg) : xstrdup(src->name);
         if (st == MB_PERM && msg.id != NULL) {
-            pipeline_record_refused(p, msg.id, err->text);
+            pipeline_record_refused(p, where, err->text);
             st = MB_OK;
-            continue;
+        } else if (st == MB_TEMP && ++read_errors < MAX_READ_ERRORS) {
+            log_warning(&app->log, "source=%s status=skipped error=\"%s\"", where, err->text);
+            st = MB_OK;
+        } else if (st == MB_OK && got) {
+            read_errors = 0;
+            st = pipeline_ingest(p, msg.data, msg.len, where, err);
+            unsigned long long done, total;
+            source_progress(src, &done, &total);
+            progress_update(pr, path, done, total, pipeline_stats(p));
         }
-        if (st != MB_OK || !got)
-            break;
-        char *where = xasprintf("%s:%s", src->name, msg.id);
-        st = pipeline_ingest(p, msg.data, msg.len, where, err);
         free(where);
-        if (st != MB_OK)
+        if (st == MB_OK && !got && msg.id == NULL)
             break;
-        unsigned long long done, total;
-        source_progress(src, &done, &total);
-        progress_update(pr, path, done, total, pipeline_stats(p));
     }
     source_close(&src);
     return st;

@@ -67,7 +67,7 @@ static enum mb_status dry_run(struct parse_run *run, const struct mb_mail *mail,
     return st;
 }
 
-static void parse_one(struct parse_run *run, const struct source_msg *msg)
+static void parse_one(struct parse_run *run, const struct source_msg *msg, const char *where)
 {
     struct mb_mail *mail = NULL;
     struct mb_error err;
@@ -76,12 +76,12 @@ static void parse_one(struct parse_run *run, const struct source_msg *msg)
         st = dry_run(run, mail, &err);
     if (st != MB_OK) {
         run->failed++;
-        char *line = mail_json_error(msg->id, mb_status_name(st), err.text);
+        char *line = mail_json_error(where, mb_status_name(st), err.text);
         puts(line);
         free(line);
     } else if (run->conn == NULL) {
         run->parsed++;
-        char *line = mail_json_encode(mail, msg->id);
+        char *line = mail_json_encode(mail, where);
         puts(line);
         free(line);
     } else {
@@ -100,13 +100,15 @@ static void parse_path(struct parse_run *run, const char *path)
         return;
     }
     for (;;) {
-        struct source_msg msg;
+        struct source_msg msg = {0};
         bool got = false;
         enum mb_status st = source_next(src, &msg, &got, &err);
         if (st == MB_PERM && msg.id != NULL) { /* this message only: say so, go on */
-            char *line = mail_json_error(msg.id, mb_status_name(st), err.text);
+            char *where = source_where(src, &msg);
+            char *line = mail_json_error(where, mb_status_name(st), err.text);
             puts(line);
             free(line);
+            free(where);
             run->failed++;
             continue;
         }
@@ -117,7 +119,9 @@ static void parse_path(struct parse_run *run, const char *path)
         }
         if (!got || *run->app->stop)
             break;
-        parse_one(run, &msg);
+        char *where = source_where(src, &msg);
+        parse_one(run, &msg, where);
+        free(where);
     }
     source_close(&src);
 }

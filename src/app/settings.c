@@ -178,7 +178,7 @@ void app_config_write_sample(FILE *out)
         char header[64];
         snprintf(header, sizeof(header), "connector %s", (*ops)->name);
         char intro[160];
-        snprintf(intro, sizeof(intro), "A %s connector; the section name (here '%s') is what routes refer to.",
+        snprintf(intro, sizeof(intro), "A connector of type %s; routes refer to it by its section name (here %s).",
                  (*ops)->name, (*ops)->name);
         conf_write_sample(out, header, intro, (*ops)->conf_keys);
     }

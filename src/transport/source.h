@@ -67,6 +67,10 @@ enum mb_status source_next(struct source *src, struct source_msg *msg_r, bool *g
                            struct mb_error *err);
 enum mb_status source_ack(struct source *src, const struct source_msg *msg, struct mb_error *err);
 void source_progress(struct source *src, unsigned long long *done_r, unsigned long long *total_r);
+/* source_where - where MSG is, for logs and the store, owned by the caller:
+ * "maildir:/srv/Maildir:new/17.M1", "mbox:/srv/a.mbox@4096", "file:/srv/m.eml",
+ * "stdin" (an id that is already a full path is not repeated) */
+char *source_where(const struct source *src, const struct source_msg *msg);
 void source_close(struct source **src);
 
 #endif
