@@ -50,11 +50,14 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " vendor_message_id TEXT,"
     " conversation_id TEXT,"
     " owner_pid INTEGER,"
+    " ack_pending INTEGER NOT NULL DEFAULT 0,"
     " raw BLOB,"
     " UNIQUE (route, key));"
     /* store_due and store_list search these by state, with or without a route */
     "CREATE INDEX messages_state ON messages (state, updated_ms);"
     "CREATE INDEX messages_route_state ON messages (route, state, updated_ms);"
+    /* store_ack_due: the few rows whose source still waits to hear of them */
+    "CREATE INDEX messages_ack ON messages (route, id) WHERE ack_pending = 1;"
     "CREATE TABLE attempts ("
     " id INTEGER PRIMARY KEY,"
     " message INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,"
@@ -72,6 +75,20 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " conversation_id TEXT,"
     " updated_ms INTEGER NOT NULL,"
     " PRIMARY KEY (route, message_id)) WITHOUT ROWID;"
+    /* how far a mailbox folder was read: UIDVALIDITY and the next UID to fetch */
+    "CREATE TABLE checkpoints ("
+    " source TEXT NOT NULL,"
+    " folder TEXT NOT NULL,"
+    " uidvalidity INTEGER NOT NULL,"
+    " next_uid INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (source, folder)) WITHOUT ROWID;"
+    /* items a source has handed over already (POP3 UIDLs left on the server) */
+    "CREATE TABLE source_items ("
+    " source TEXT NOT NULL,"
+    " item TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (source, item)) WITHOUT ROWID;"
     "PRAGMA application_id = " XSTR(STORE_APPLICATION_ID) ";",
 };
 
@@ -102,6 +119,13 @@ enum stmt_id {
     STMT_LIST_ROUTE,
     STMT_COUNTS,
     STMT_REQUEUE,
+    STMT_ACK_DUE,
+    STMT_ACK_DONE,
+    STMT_RELOCATE,
+    STMT_CKPT_GET,
+    STMT_CKPT_PUT,
+    STMT_ITEM_GET,
+    STMT_ITEM_PUT,
     STMT_COUNT
 };
 
@@ -112,8 +136,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
     [STMT_INSERT] = "INSERT INTO messages (route, key, source, message_id, subject, state,"
-                    " created_ms, updated_ms, raw)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7)"
+                    " created_ms, updated_ms, raw, ack_pending)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7, ?8)"
                     " ON CONFLICT (route, key) DO NOTHING",
     [STMT_BY_KEY] = "SELECT " MSG_COLUMNS " FROM messages WHERE route = ?1 AND key = ?2",
     [STMT_STATE] = "SELECT state FROM messages WHERE id = ?1",
@@ -156,6 +180,18 @@ static const char *const stmt_sql[STMT_COUNT] = {
                      " last_error = NULL, updated_ms = ?1"
                      " WHERE state IN ('quarantine', 'retry') AND raw IS NOT NULL"
                      " AND (?2 IS NULL OR route = ?2) AND (?3 IS NULL OR key = ?3)",
+    [STMT_ACK_DUE] = "SELECT " MSG_COLUMNS " FROM messages WHERE route = ?1 AND ack_pending = 1"
+                     " AND state IN ('done', 'quarantine') ORDER BY id LIMIT ?2",
+    [STMT_ACK_DONE] = "UPDATE messages SET ack_pending = 0 WHERE id = ?1",
+    [STMT_RELOCATE] = "UPDATE messages SET source = ?2, ack_pending = 1, updated_ms = ?3 WHERE id = ?1",
+    [STMT_CKPT_GET] = "SELECT uidvalidity, next_uid FROM checkpoints WHERE source = ?1 AND folder = ?2",
+    [STMT_CKPT_PUT] = "INSERT INTO checkpoints (source, folder, uidvalidity, next_uid, updated_ms)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (source, folder) DO UPDATE SET"
+                      " uidvalidity = excluded.uidvalidity, next_uid = excluded.next_uid,"
+                      " updated_ms = excluded.updated_ms",
+    [STMT_ITEM_GET] = "SELECT 1 FROM source_items WHERE source = ?1 AND item = ?2",
+    [STMT_ITEM_PUT] = "INSERT INTO source_items (source, item, created_ms) VALUES (?1, ?2, ?3)"
+                      " ON CONFLICT DO NOTHING",
 };
 
 struct store {
@@ -562,6 +598,7 @@ enum mb_status store_enqueue(struct store *s, const struct store_new_msg *msg, b
     bind_text(st, 4, msg->message_id);
     bind_text(st, 5, msg->subject);
     sqlite3_bind_int64(st, 6, clock_now_ms());
+    sqlite3_bind_int(st, 8, msg->ack_wanted ? 1 : 0);
     int rc = sqlite3_bind_blob64(st, 7, msg->raw, msg->raw_len, SQLITE_STATIC);
     if (rc == SQLITE_OK) {
         status = run(s, st, "enqueue", err);
@@ -813,4 +850,91 @@ enum mb_status store_requeue(struct store *s, const char *route, const char *key
     if (status == MB_OK)
         *count_r = count;
     return status;
+}
+
+enum mb_status store_ack_due(struct store *s, const char *route, size_t limit, struct store_msg **msgs_r,
+                             size_t *count_r, struct mb_error *err)
+{
+    sqlite3_stmt *st = s->stmt[STMT_ACK_DUE];
+    bind_text(st, 1, route);
+    sqlite3_bind_int64(st, 2, limit_arg(limit));
+    return collect(s, st, "ack due", msgs_r, count_r, err);
+}
+
+/* write_one - run one bound statement in its own committed transaction */
+static enum mb_status write_one(struct store *s, sqlite3_stmt *st, const char *what, struct mb_error *err)
+{
+    enum mb_status status = tx_begin(s, what, err);
+    if (status != MB_OK) {
+        stmt_reset(st);
+        return status;
+    }
+    status = run(s, st, what, err);
+    return tx_end(s, status, what, err);
+}
+
+enum mb_status store_ack_done(struct store *s, long long id, struct mb_error *err)
+{
+    sqlite3_stmt *st = s->stmt[STMT_ACK_DONE];
+    sqlite3_bind_int64(st, 1, id);
+    return write_one(s, st, "ack done", err);
+}
+
+enum mb_status store_relocate(struct store *s, long long id, const char *source, struct mb_error *err)
+{
+    sqlite3_stmt *st = s->stmt[STMT_RELOCATE];
+    sqlite3_bind_int64(st, 1, id);
+    bind_text(st, 2, source);
+    sqlite3_bind_int64(st, 3, clock_now_ms());
+    return write_one(s, st, "relocate", err);
+}
+
+enum mb_status store_checkpoint_get(struct store *s, const char *source, const char *folder,
+                                    uint32_t *uidvalidity_r, uint32_t *next_uid_r, struct mb_error *err)
+{
+    sqlite3_stmt *st = s->stmt[STMT_CKPT_GET];
+    bind_text(st, 1, source);
+    bind_text(st, 2, folder);
+    *uidvalidity_r = 0;
+    *next_uid_r = 0;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *uidvalidity_r = (uint32_t)sqlite3_column_int64(st, 0);
+        *next_uid_r = (uint32_t)sqlite3_column_int64(st, 1);
+    }
+    stmt_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MB_OK : db_fail(s, rc, "checkpoint", err);
+}
+
+enum mb_status store_checkpoint_set(struct store *s, const char *source, const char *folder,
+                                    uint32_t uidvalidity, uint32_t next_uid, struct mb_error *err)
+{
+    sqlite3_stmt *st = s->stmt[STMT_CKPT_PUT];
+    bind_text(st, 1, source);
+    bind_text(st, 2, folder);
+    sqlite3_bind_int64(st, 3, uidvalidity);
+    sqlite3_bind_int64(st, 4, next_uid);
+    sqlite3_bind_int64(st, 5, clock_now_ms());
+    return write_one(s, st, "checkpoint", err);
+}
+
+enum mb_status store_item_seen(struct store *s, const char *source, const char *item, bool *seen_r,
+                               struct mb_error *err)
+{
+    sqlite3_stmt *st = s->stmt[STMT_ITEM_GET];
+    bind_text(st, 1, source);
+    bind_text(st, 2, item);
+    int rc = sqlite3_step(st);
+    *seen_r = rc == SQLITE_ROW;
+    stmt_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MB_OK : db_fail(s, rc, "source item", err);
+}
+
+enum mb_status store_item_add(struct store *s, const char *source, const char *item, struct mb_error *err)
+{
+    sqlite3_stmt *st = s->stmt[STMT_ITEM_PUT];
+    bind_text(st, 1, source);
+    bind_text(st, 2, item);
+    sqlite3_bind_int64(st, 3, clock_now_ms());
+    return write_one(s, st, "source item", err);
 }

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/state.h"
 #include "core/thread.h"
@@ -58,6 +59,7 @@ struct store_new_msg {
     const char *subject;    /* borrowed, may be NULL */
     const void *raw;        /* borrowed: the raw message, kept until DONE */
     size_t raw_len;
+    bool ack_wanted;        /* the source waits to hear when the message is safe (store_ack_due) */
 };
 
 /* store_enqueue - record a new message in state QUEUED with its raw bytes,
@@ -137,5 +139,34 @@ enum mb_status store_counts(struct store *store, const char *route,
  * are gone cannot be posted again: they are left alone and not counted. */
 enum mb_status store_requeue(struct store *store, const char *route, const char *key,
                              unsigned long long *count_r, struct mb_error *err);
+
+/* Acknowledgements to the source. A mailbox message is flagged, moved or
+ * deleted only once it is DONE (the vendor has it) or in QUARANTINE (moved
+ * to the quarantine folder): the store remembers which rows still owe their
+ * source that word, so a crash in between only delays it. */
+
+/* store_ack_due - up to LIMIT rows of ROUTE that are DONE or QUARANTINE and
+ * whose source has not been told yet, oldest first */
+enum mb_status store_ack_due(struct store *store, const char *route, size_t limit,
+                             struct store_msg **msgs_r, size_t *count_r, struct mb_error *err);
+/* store_ack_done - the source was told about message ID */
+enum mb_status store_ack_done(struct store *store, long long id, struct mb_error *err);
+/* store_relocate - message ID was found again at SOURCE (a mailbox renumbered
+ * by a UIDVALIDITY change): remember the new place and owe it an ack */
+enum mb_status store_relocate(struct store *store, long long id, const char *source,
+                              struct mb_error *err);
+
+/* Checkpoints: how far a mailbox folder was read. 0/0 when never read. */
+enum mb_status store_checkpoint_get(struct store *store, const char *source, const char *folder,
+                                    uint32_t *uidvalidity_r, uint32_t *next_uid_r,
+                                    struct mb_error *err);
+enum mb_status store_checkpoint_set(struct store *store, const char *source, const char *folder,
+                                    uint32_t uidvalidity, uint32_t next_uid, struct mb_error *err);
+
+/* Items a source handed over already (POP3 UIDLs of mail left on the server). */
+enum mb_status store_item_seen(struct store *store, const char *source, const char *item,
+                               bool *seen_r, struct mb_error *err);
+enum mb_status store_item_add(struct store *store, const char *source, const char *item,
+                              struct mb_error *err);
 
 #endif

@@ -591,6 +591,85 @@ static void test_unknown_messages_are_perm(void)
     fixture_done(&fx);
 }
 
+/* A mailbox message is acknowledged to its source only once it is DONE or
+ * QUARANTINE, exactly once; a relocated message owes its new place an ack. */
+static void test_source_acks_wait_for_a_safe_state(void)
+{
+    struct fixture fx;
+    fixture_init(&fx);
+    struct mb_error err;
+    struct store_msg *due = NULL, row;
+    size_t n = 0;
+    bool created = false;
+    struct store_new_msg m = {.route = "support", .key = "a", .source = "imap:INBOX;UID=7",
+                              .raw = "x", .raw_len = 1, .ack_wanted = true};
+    CU_ASSERT_EQUAL_FATAL(store_enqueue(fx.store, &m, &created, &row, &err), MB_OK);
+    long long a = row.id;
+    store_msg_clear(&row);
+    m.key = "b";
+    CU_ASSERT_EQUAL_FATAL(store_enqueue(fx.store, &m, &created, &row, &err), MB_OK);
+    long long b = row.id;
+    store_msg_clear(&row);
+    long long archive = put(fx.store, "support", "c", NULL, "from an archive: no ack wanted");
+
+    CU_ASSERT_EQUAL(store_ack_due(fx.store, "support", 10, &due, &n, &err), MB_OK);
+    CU_ASSERT_EQUAL(n, 0); /* queued: not safe with the vendor yet */
+    store_msgs_free(&due, n);
+    post(fx.store, a, &(struct store_outcome){.status = MB_TEMP, .error = "503", .next_attempt_ms = 1});
+    post(fx.store, archive, &(struct store_outcome){.status = MB_OK, .ticket_id = "1"});
+    CU_ASSERT_EQUAL(store_ack_due(fx.store, "support", 10, &due, &n, &err), MB_OK);
+    CU_ASSERT_EQUAL(n, 0); /* retry is not safe either; the archive row wants no ack */
+    store_msgs_free(&due, n);
+    post(fx.store, a, &(struct store_outcome){.status = MB_OK, .ticket_id = "1"});
+    CU_ASSERT_EQUAL(store_set_quarantine(fx.store, b, "bad", &err), MB_OK);
+    CU_ASSERT_EQUAL(store_ack_due(fx.store, "support", 10, &due, &n, &err), MB_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    CU_ASSERT_EQUAL(due[0].id, a);
+    CU_ASSERT_EQUAL(due[0].state, MSG_DONE);
+    CU_ASSERT_EQUAL(due[1].state, MSG_QUARANTINE);
+    store_msgs_free(&due, n);
+    CU_ASSERT_EQUAL(store_ack_done(fx.store, a, &err), MB_OK);
+    CU_ASSERT_EQUAL(store_ack_done(fx.store, b, &err), MB_OK);
+    CU_ASSERT_EQUAL(store_ack_due(fx.store, "support", 10, &due, &n, &err), MB_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    store_msgs_free(&due, n);
+
+    CU_ASSERT_EQUAL(store_relocate(fx.store, a, "imap:INBOX;UIDVALIDITY=2;UID=1", &err), MB_OK);
+    CU_ASSERT_EQUAL(store_ack_due(fx.store, "support", 10, &due, &n, &err), MB_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_STRING_EQUAL(due[0].source, "imap:INBOX;UIDVALIDITY=2;UID=1");
+    store_msgs_free(&due, n);
+    fixture_done(&fx);
+}
+
+static void test_checkpoints_and_items_persist(void)
+{
+    struct fixture fx;
+    fixture_init(&fx);
+    struct mb_error err;
+    uint32_t validity = 9, next = 9;
+    CU_ASSERT_EQUAL(store_checkpoint_get(fx.store, "imap:support", "INBOX", &validity, &next, &err), MB_OK);
+    CU_ASSERT_EQUAL(validity, 0);
+    CU_ASSERT_EQUAL(next, 0);
+    CU_ASSERT_EQUAL(store_checkpoint_set(fx.store, "imap:support", "INBOX", 1700000000u, 42, &err), MB_OK);
+    CU_ASSERT_EQUAL(store_checkpoint_set(fx.store, "imap:support", "INBOX", 1700000000u, 43, &err), MB_OK);
+    CU_ASSERT_EQUAL(store_checkpoint_set(fx.store, "imap:support", "Other", 5, 1, &err), MB_OK);
+    bool seen = true;
+    CU_ASSERT_EQUAL(store_item_seen(fx.store, "pop3:support", "000001", &seen, &err), MB_OK);
+    CU_ASSERT_FALSE(seen);
+    CU_ASSERT_EQUAL(store_item_add(fx.store, "pop3:support", "000001", &err), MB_OK);
+    CU_ASSERT_EQUAL(store_item_add(fx.store, "pop3:support", "000001", &err), MB_OK); /* idempotent */
+    reopen(&fx);
+    CU_ASSERT_EQUAL(store_checkpoint_get(fx.store, "imap:support", "INBOX", &validity, &next, &err), MB_OK);
+    CU_ASSERT_EQUAL(validity, 1700000000u); /* UIDVALIDITY is unsigned 32-bit: no sign trouble */
+    CU_ASSERT_EQUAL(next, 43);
+    CU_ASSERT_EQUAL(store_item_seen(fx.store, "pop3:support", "000001", &seen, &err), MB_OK);
+    CU_ASSERT_TRUE(seen);
+    CU_ASSERT_EQUAL(store_item_seen(fx.store, "pop3:other", "000001", &seen, &err), MB_OK);
+    CU_ASSERT_FALSE(seen);
+    fixture_done(&fx);
+}
+
 int main(void)
 {
     static const struct unit_test tests[] = {
@@ -606,6 +685,8 @@ int main(void)
         {"requeue all and by key", test_requeue_all_and_by_key},
         {"persists across reopen, POSTING too", test_persists_across_reopen},
         {"open errors name the file", test_open_errors_name_the_file},
+        {"source acks wait for a safe state", test_source_acks_wait_for_a_safe_state},
+        {"checkpoints and items persist", test_checkpoints_and_items_persist},
         {"unknown messages are perm", test_unknown_messages_are_perm},
         {NULL, NULL},
     };
