@@ -24,6 +24,7 @@
 /* The server's text is quoted in errors up to this length. */
 #define IMAP_TEXT_MAX 200
 
+/* imap_settings_default - the documented defaults (imap.h) */
 void imap_settings_default(struct imap_settings *s)
 {
     *s = (struct imap_settings){
@@ -44,7 +45,9 @@ void imap_settings_default(struct imap_settings *s)
 
 /* --- errors --------------------------------------------------------------- */
 
-bool imap_refused(int r)
+/* imap_refused - whether R means the server answered NO or BAD (the
+ * connection is fine) */
+static bool imap_refused(int r)
 {
     switch (r) {
     case MAILIMAP_ERROR_STREAM:
@@ -61,7 +64,9 @@ bool imap_refused(int r)
     }
 }
 
-void imap_server_text(struct imap_session *s, char *out, size_t size)
+/* imap_server_text - the server's text of the last tagged response, with its
+ * response code ("[AUTHENTICATIONFAILED] Authentication failed."), into OUT */
+static void imap_server_text(struct imap_session *s, char *out, size_t size)
 {
     const char *text = s->imap->imap_response ? s->imap->imap_response : "";
     const struct mailimap_response_info *info = s->imap->imap_response_info;
@@ -74,6 +79,8 @@ void imap_server_text(struct imap_session *s, char *out, size_t size)
         snprintf(out, size, "(no text)");
 }
 
+/* imap_failed - classify a libetpan failure; kill the session when the
+ * connection is gone */
 enum mb_status imap_failed(struct imap_session *s, int r, const char *what, struct mb_error *err)
 {
     char text[IMAP_TEXT_MAX + 64];
@@ -98,7 +105,8 @@ enum mb_status imap_failed(struct imap_session *s, int r, const char *what, stru
     }
 }
 
-enum mb_status imap_usable(struct imap_session *s, struct mb_error *err)
+/* imap_usable - MB_TEMP when an earlier network error killed the session */
+static enum mb_status imap_usable(struct imap_session *s, struct mb_error *err)
 {
     assert(!s->idling); /* the caller's bug: no command between IDLE and DONE */
     if (s->dead)
@@ -107,6 +115,16 @@ enum mb_status imap_usable(struct imap_session *s, struct mb_error *err)
     return MB_OK;
 }
 
+/* imap_need_folder - commands on messages need a SELECT that worked */
+enum mb_status imap_need_folder(struct imap_session *s, struct mb_error *err)
+{
+    enum mb_status st = imap_usable(s, err);
+    if (st == MB_OK && s->imap->imap_selection_info == NULL)
+        st = mb_error_set(err, MB_CONFIG, "IMAP %s: no folder selected", s->where);
+    return st;
+}
+
+/* imap_note_mail - fold libetpan's EXISTS / RECENT markers into new_mail */
 void imap_note_mail(struct imap_session *s)
 {
     struct mailimap_selection_info *sel = s->imap->imap_selection_info;
@@ -120,6 +138,8 @@ void imap_note_mail(struct imap_session *s)
 
 /* --- capabilities ------------------------------------------------------- */
 
+/* imap_has_capability - look CAP up in the list libetpan keeps ("AUTH=X"
+ * among the auth types), unless it was disabled */
 bool imap_has_capability(struct imap_session *s, const char *cap)
 {
     for (size_t i = 0; i < s->n_disabled; i++)
@@ -141,6 +161,7 @@ bool imap_has_capability(struct imap_session *s, const char *cap)
     return false;
 }
 
+/* imap_disable_capability - remember CAP as absent */
 void imap_disable_capability(struct imap_session *s, const char *cap)
 {
     s->disabled = xreallocarray(s->disabled, s->n_disabled + 1, sizeof(*s->disabled));
@@ -197,8 +218,8 @@ static enum mb_status tcp_connect(struct imap_session *s, const char *host, unsi
     int error = 0;
     *fd_r = -1;
     for (struct addrinfo *ai = res; ai != NULL && *fd_r < 0; ai = ai->ai_next) {
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                        ai->ai_protocol);
+        int fd =
+            socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
         if (fd < 0) {
             error = errno;
             continue;
@@ -232,6 +253,13 @@ static enum mb_status starttls(struct imap_session *s, const char *host, time_t 
                             "(use implicit TLS, or allow clear text explicitly)",
                             s->where);
     int r = mailimap_starttls(s->imap);
+    mailstream *stream = s->imap->imap_stream;
+    /* CVE-2020-15953: clear text smuggled in behind the OK would be read as
+     * if it came over TLS (patched libetpan fails STARTTLS then; we check) */
+    if ((r == MAILIMAP_NO_ERROR || imap_refused(r)) && stream->read_buffer_len > 0)
+        return mb_error_set(err, MB_DOWN,
+                            "IMAP %s sent data after accepting STARTTLS; refusing the connection",
+                            s->where);
     if (r != MAILIMAP_NO_ERROR) {
         if (!imap_refused(r))
             return imap_failed(s, r, "STARTTLS", err);
@@ -239,11 +267,6 @@ static enum mb_status starttls(struct imap_session *s, const char *host, time_t 
         imap_server_text(s, text, sizeof(text));
         return mb_error_set(err, MB_DOWN, "IMAP %s refused STARTTLS: %s", s->where, text);
     }
-    mailstream *stream = s->imap->imap_stream;
-    if (stream->read_buffer_len > 0) /* CVE-2020-15953: clear text injected after OK */
-        return mb_error_set(err, MB_DOWN,
-                            "IMAP %s sent data after accepting STARTTLS; refusing the connection",
-                            s->where);
     mailstream_low *plain = mailstream_get_low(stream);
     int fd = mailstream_low_get_fd(plain);
     mailstream_low *tls = mailstream_low_tls_open_with_callback_timeout(
@@ -298,8 +321,8 @@ static enum mb_status open_stream(struct imap_session *s, const struct imap_sett
 
 /* base64_append - N bytes of IN in base64 with ALPHABET (64 characters),
  * '=' padded when PAD */
-static void base64_append(struct buf *out, const unsigned char *in, size_t n,
-                          const char *alphabet, bool pad)
+static void base64_append(struct buf *out, const unsigned char *in, size_t n, const char *alphabet,
+                          bool pad)
 {
     for (size_t i = 0; i < n; i += 3) {
         uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
@@ -314,8 +337,7 @@ static void base64_append(struct buf *out, const unsigned char *in, size_t n,
     }
 }
 
-static const char base64_std[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char base64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* wipe - clear and free a buffer that held a secret */
 static void wipe(struct buf *b)
@@ -409,12 +431,15 @@ static enum mb_status login(struct imap_session *s, const struct imap_settings *
                         text);
 }
 
+/* imap_connect - connect, TLS, verify, capabilities, login, capabilities */
 enum mb_status imap_connect(const struct imap_settings *set, struct imap_session **sess_r,
                             struct mb_error *err)
 {
     *sess_r = NULL;
     if (set->host == NULL || set->user == NULL || set->secret == NULL)
         return mb_error_set(err, MB_CONFIG, "IMAP: host, user and secret are required");
+    if (strpbrk(set->user, "\r\n") != NULL || strpbrk(set->secret, "\r\n") != NULL)
+        return mb_error_set(err, MB_CONFIG, "IMAP: user or secret contains a line break");
     unsigned port = set->port ? set->port : set->tls == IMAP_TLS_IMPLICIT ? 993 : 143;
     struct imap_session *s = xcalloc(1, sizeof(*s));
     s->where = xasprintf("%s:%u", set->host, port);
@@ -443,6 +468,7 @@ enum mb_status imap_connect(const struct imap_settings *set, struct imap_session
     return MB_OK;
 }
 
+/* imap_close - DONE and LOGOUT when the connection still works, then free */
 void imap_close(struct imap_session **sess)
 {
     struct imap_session *s = *sess;
@@ -548,6 +574,7 @@ static enum mb_status folder_name(const char *name, char **mutf7_r, struct mb_er
     return MB_OK;
 }
 
+/* imap_select - SELECT, and remember UIDNEXT for the fetch windows */
 enum mb_status imap_select(struct imap_session *s, const char *folder, struct imap_folder *info_r,
                            struct mb_error *err)
 {
@@ -596,8 +623,8 @@ static int folder_exists(struct imap_session *s, const char *name, bool *found_r
     return r;
 }
 
-enum mb_status imap_create_folder(struct imap_session *s, const char *folder,
-                                  struct mb_error *err)
+/* imap_create_folder - CREATE; a refusal is fine when LIST shows the folder */
+enum mb_status imap_create_folder(struct imap_session *s, const char *folder, struct mb_error *err)
 {
     char *name;
     enum mb_status st = imap_usable(s, err);
@@ -666,10 +693,11 @@ static enum mb_status store_flag(struct imap_session *s, uint32_t uid, struct ma
     return MB_OK;
 }
 
+/* imap_add_flag - validate FLAG, then UID STORE +FLAGS.SILENT */
 enum mb_status imap_add_flag(struct imap_session *s, uint32_t uid, const char *flag,
                              struct mb_error *err)
 {
-    enum mb_status st = imap_usable(s, err);
+    enum mb_status st = imap_need_folder(s, err);
     if (st != MB_OK)
         return st;
     struct mailimap_flag *f = new_flag(flag);
@@ -699,9 +727,10 @@ static enum mb_status expunge(struct imap_session *s, uint32_t uid, struct mb_er
     return MB_OK;
 }
 
+/* imap_delete - \Deleted, then expunge just UID where possible */
 enum mb_status imap_delete(struct imap_session *s, uint32_t uid, struct mb_error *err)
 {
-    enum mb_status st = imap_usable(s, err);
+    enum mb_status st = imap_need_folder(s, err);
     if (st == MB_OK)
         st = store_flag(s, uid, mailimap_flag_new_deleted(), "UID STORE \\Deleted", err);
     if (st == MB_OK)
@@ -709,11 +738,13 @@ enum mb_status imap_delete(struct imap_session *s, uint32_t uid, struct mb_error
     return st;
 }
 
+/* imap_move - UID MOVE, or UID COPY + \Deleted + expunge; a target that
+ * does not exist ([TRYCREATE]) is MB_CONFIG */
 enum mb_status imap_move(struct imap_session *s, uint32_t uid, const char *folder,
                          struct mb_error *err)
 {
     char *name;
-    enum mb_status st = imap_usable(s, err);
+    enum mb_status st = imap_need_folder(s, err);
     if (st == MB_OK)
         st = folder_name(folder, &name, err);
     if (st != MB_OK)
@@ -753,16 +784,15 @@ static void report_mail(struct imap_session *s, bool *new_mail_r)
     s->new_mail = false;
 }
 
+/* imap_idle_start - IDLE, after noting what earlier commands announced */
 enum mb_status imap_idle_start(struct imap_session *s, struct mb_error *err)
 {
-    enum mb_status st = imap_usable(s, err);
+    enum mb_status st = imap_need_folder(s, err);
     if (st != MB_OK)
         return st;
     if (!imap_has_capability(s, "IDLE"))
         return mb_error_set(err, MB_CONFIG, "IMAP %s does not support IDLE; poll with NOOP",
                             s->where);
-    if (s->imap->imap_selection_info == NULL)
-        return mb_error_set(err, MB_CONFIG, "IMAP %s: IDLE needs a selected folder", s->where);
     imap_note_mail(s); /* mailimap_idle clears the markers */
     int r = mailimap_idle(s->imap);
     if (r != MAILIMAP_NO_ERROR)
@@ -771,11 +801,13 @@ enum mb_status imap_idle_start(struct imap_session *s, struct mb_error *err)
     return MB_OK;
 }
 
+/* imap_idle_fd - the socket while idling */
 int imap_idle_fd(struct imap_session *s)
 {
     return s->idling ? mailimap_idle_get_fd(s->imap) : -1;
 }
 
+/* imap_idle_done - DONE; the EXISTS read meanwhile are parsed now */
 enum mb_status imap_idle_done(struct imap_session *s, bool *new_mail_r, struct mb_error *err)
 {
     *new_mail_r = false;
@@ -789,6 +821,7 @@ enum mb_status imap_idle_done(struct imap_session *s, bool *new_mail_r, struct m
     return MB_OK;
 }
 
+/* imap_noop - NOOP, reporting the EXISTS it brings */
 enum mb_status imap_noop(struct imap_session *s, bool *new_mail_r, struct mb_error *err)
 {
     *new_mail_r = false;

@@ -14,7 +14,8 @@
  *             (STORE, COPY, MOVE, EXPUNGE) with the server's text;
  *   MB_CONFIG a folder that does not exist or cannot be selected, a move to a
  *             folder that does not exist ([TRYCREATE]), an invalid flag, an
- *             unreadable CA file.
+ *             unreadable CA file, a command on messages (fetch, flag, move,
+ *             delete, IDLE) while no folder is selected.
  * After a network error the session is dead: every later call fails with
  * MB_TEMP at once and the caller reconnects (imap_close, imap_connect).
  *
@@ -144,8 +145,7 @@ enum mb_status imap_move(struct imap_session *s, uint32_t uid, const char *folde
 enum mb_status imap_delete(struct imap_session *s, uint32_t uid, struct mb_error *err);
 
 /* imap_create_folder - CREATE FOLDER; one that exists already is MB_OK */
-enum mb_status imap_create_folder(struct imap_session *s, const char *folder,
-                                  struct mb_error *err);
+enum mb_status imap_create_folder(struct imap_session *s, const char *folder, struct mb_error *err);
 
 /* IDLE: imap_idle_start sends IDLE (MB_CONFIG when the server has no IDLE:
  * poll with imap_noop instead); imap_idle_fd is the socket to poll() for

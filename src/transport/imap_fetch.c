@@ -2,7 +2,6 @@
  * UIDs and sizes on a growing UID window, fetch what fits in memory in
  * batches of BODY.PEEK[], spool larger messages chunk by chunk into an
  * unlinked file and mmap it, and report oversized ones without fetching. */
-#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -171,7 +170,7 @@ static bool in_memory(const struct imap_session *s, const struct listed *item)
 {
     if (s->max_message_size != 0 && item->size > s->max_message_size)
         return false; /* reported, never fetched */
-    return true;
+    return s->spool_dir == NULL || item->size <= s->spool_threshold;
 }
 
 /* fetch_batch - ITEMS[0..N) (consecutive in the listing, all in memory) in
@@ -242,9 +241,8 @@ static bool write_all(int fd, const void *data, size_t n)
 
 /* spool_chunk - fetch BODY.PEEK[]<OFFSET.CHUNK> of UID and append it to FD;
  * *GOT_R is its length, *GONE_R when the message no longer exists */
-static enum mb_status spool_chunk(struct imap_session *s, uint32_t uid, size_t offset,
-                                  size_t chunk, int fd, size_t *got_r, bool *gone_r,
-                                  struct mb_error *err)
+static enum mb_status spool_chunk(struct imap_session *s, uint32_t uid, size_t offset, size_t chunk,
+                                  int fd, size_t *got_r, bool *gone_r, struct mb_error *err)
 {
     struct mailimap_fetch_type *ft = mailimap_fetch_type_new_fetch_att_list_empty();
     mailimap_fetch_type_new_fetch_att_list_add(ft, mailimap_fetch_att_new_uid());
@@ -267,8 +265,8 @@ static enum mb_status spool_chunk(struct imap_session *s, uint32_t uid, size_t o
         *gone_r = false;
         *got_r = sec->sec_body_part ? sec->sec_length : 0;
         if (*got_r > 0 && !write_all(fd, sec->sec_body_part, *got_r))
-            st = mb_error_set(err, MB_TEMP, "IMAP %s: writing the spool file in %s: %s",
-                              s->where, s->spool_dir, strerror(errno));
+            st = mb_error_set(err, MB_TEMP, "IMAP %s: writing the spool file in %s: %s", s->where,
+                              s->spool_dir, strerror(errno));
     }
     mailimap_fetch_list_free(result);
     return st;
@@ -284,14 +282,14 @@ static enum mb_status fetch_spooled(struct imap_session *s, const struct listed 
 {
     char *path = xasprintf("%s/mailbridge-imap-XXXXXX", s->spool_dir);
     int fd = mkstemp(path);
-    if (fd >= 0)
-        fcntl(fd, F_SETFD, FD_CLOEXEC);
     if (fd < 0) {
-        enum mb_status st = mb_error_set(err, MB_TEMP, "IMAP %s: cannot create a spool file in %s: %s",
-                                         s->where, s->spool_dir, strerror(errno));
+        enum mb_status st =
+            mb_error_set(err, MB_TEMP, "IMAP %s: cannot create a spool file in %s: %s", s->where,
+                         s->spool_dir, strerror(errno));
         free(path);
         return st;
     }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
     unlink(path);
     free(path);
     size_t chunk = s->spool_threshold;
@@ -308,9 +306,10 @@ static enum mb_status fetch_spooled(struct imap_session *s, const struct listed 
         if (s->max_message_size != 0 && total > s->max_message_size)
             break; /* larger than it said: report it as too large */
     } while (st == MB_OK && !gone && got == chunk);
-    if (st == MB_OK && gone && total == 0) {
-        *next_uid_r = item->uid + 1; /* expunged meanwhile */
-    } else if (st == MB_OK && (total == 0 || (s->max_message_size && total > s->max_message_size))) {
+    if (st == MB_OK && gone) {
+        *next_uid_r = item->uid + 1; /* expunged meanwhile: what we have is a torso */
+    } else if (st == MB_OK &&
+               (total == 0 || (s->max_message_size && total > s->max_message_size))) {
         st = deliver(s, item->uid, (const unsigned char *)"", total, fn, ctx, next_uid_r, err);
     } else if (st == MB_OK) {
         void *map = mmap(NULL, total, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -352,15 +351,15 @@ static enum mb_status fetch_listed(struct imap_session *s, const struct listed *
     return st;
 }
 
+/* imap_fetch - list, fetch and deliver in rounds while new mail arrives and
+ * fewer than MAX were delivered */
 enum mb_status imap_fetch(struct imap_session *s, uint32_t from_uid, unsigned max,
-                          imap_message_fn fn, void *ctx, uint32_t *next_uid_r,
-                          struct mb_error *err)
+                          imap_message_fn fn, void *ctx, uint32_t *next_uid_r, struct mb_error *err)
 {
     *next_uid_r = from_uid == 0 ? 1 : from_uid;
-    enum mb_status st = imap_usable(s, err);
+    enum mb_status st = imap_need_folder(s, err);
     if (st != MB_OK)
         return st;
-    assert(s->imap->imap_selection_info != NULL); /* the caller's bug: select first */
     size_t done = 0, n;
     do {
         s->new_mail = false; /* what arrives from now on is listed by the next round */

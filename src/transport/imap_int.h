@@ -31,24 +31,17 @@ struct imap_session {
     bool new_mail;    /* EXISTS or RECENT > 0 seen and not reported yet */
 };
 
-/* imap_usable - MB_TEMP when an earlier network error killed the session */
-enum mb_status imap_usable(struct imap_session *s, struct mb_error *err);
+/* imap_need_folder - MB_TEMP when an earlier network error killed the
+ * session, MB_CONFIG when no folder is selected (never, or the last SELECT
+ * failed) */
+enum mb_status imap_need_folder(struct imap_session *s, struct mb_error *err);
 
 /* imap_failed - the error for libetpan's result R of command WHAT: the
  * connection lost, timed out, unparsable or closed by the server (BYE) is
  * MB_TEMP and kills the session; a refused command (NO, BAD) is MB_TEMP
  * with the server's text. Callers classify refusals they understand better
  * before calling this. */
-enum mb_status imap_failed(struct imap_session *s, int r, const char *what,
-                           struct mb_error *err);
-
-/* imap_refused - whether R means the server answered NO or BAD (the
- * connection is fine) */
-bool imap_refused(int r);
-
-/* imap_server_text - the server's text of the last tagged response, with its
- * response code ("[AUTHENTICATIONFAILED] Authentication failed."), into OUT */
-void imap_server_text(struct imap_session *s, char *out, size_t size);
+enum mb_status imap_failed(struct imap_session *s, int r, const char *what, struct mb_error *err);
 
 /* imap_note_mail - after each command: remember EXISTS / RECENT > 0
  * announcements in s->new_mail, and clear libetpan's markers */

@@ -68,8 +68,7 @@ enum mb_status tls_verify_peer(const struct tls_der *chain, size_t count, const 
     gnutls_x509_crt_t certs[TLS_MAX_CHAIN];
     size_t imported = 0;
     for (; st == MB_OK && imported < count; imported++) {
-        gnutls_datum_t der = {(unsigned char *)chain[imported].data,
-                              (unsigned)chain[imported].len};
+        gnutls_datum_t der = {(unsigned char *)chain[imported].data, (unsigned)chain[imported].len};
         if (gnutls_x509_crt_init(&certs[imported]) < 0) {
             st = mb_error_set(err, MB_TEMP, "TLS: cannot allocate a certificate");
             break;
@@ -89,13 +88,13 @@ enum mb_status tls_verify_peer(const struct tls_der *chain, size_t count, const 
         int r = gnutls_x509_trust_list_verify_crt2(list, certs, (unsigned)count, &name, 1, 0,
                                                    &status, NULL);
         if (r < 0) {
-            st = mb_error_set(err, MB_DOWN, "TLS certificate verification failed for %s: %s",
-                              host, gnutls_strerror(r));
+            st = mb_error_set(err, MB_DOWN, "TLS certificate verification failed for %s: %s", host,
+                              gnutls_strerror(r));
         } else if (status != 0) {
             char text[256];
             status_text(status, text, sizeof(text));
-            st = mb_error_set(err, MB_DOWN, "TLS certificate verification failed for %s: %s",
-                              host, text);
+            st = mb_error_set(err, MB_DOWN, "TLS certificate verification failed for %s: %s", host,
+                              text);
         }
     }
     for (size_t i = 0; i < imported; i++)
@@ -111,9 +110,8 @@ enum mb_status tls_verify_stream(mailstream *stream, const char *host, const cha
 {
     carray *chain = mailstream_get_certificate_chain(stream);
     if (chain == NULL)
-        return mb_error_set(err, MB_DOWN,
-                            "TLS certificate verification failed for %s: not a TLS connection",
-                            host);
+        return mb_error_set(
+            err, MB_DOWN, "TLS certificate verification failed for %s: not a TLS connection", host);
     size_t count = carray_count(chain);
     struct tls_der *der = xcalloc(count ? count : 1, sizeof(*der));
     for (size_t i = 0; i < count; i++) {
