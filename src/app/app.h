@@ -54,5 +54,6 @@ int cmd_run(struct app *app, int argc, char **argv);
 int cmd_status(struct app *app, int argc, char **argv);
 int cmd_retry(struct app *app, int argc, char **argv);
 int cmd_config(struct app *app, int argc, char **argv);
+int cmd_check(struct app *app, int argc, char **argv);
 
 #endif

@@ -49,7 +49,7 @@ static int deliver_one(struct app *app, struct pipeline *p)
         fprintf(stderr, "mailbridge: empty input: no message on standard input\n");
         rc = MB_EXIT_DATAERR;
     } else {
-        st = pipeline_ingest(p, msg.data, msg.len, "stdin", &err);
+        st = pipeline_ingest(p, msg.data, msg.len, "stdin", false, &err);
         /* MB_DOWN: the vendor refused us, but the message is queued: safe */
         if (st == MB_TEMP) {
             log_error(&app->log, "message not stored, the MTA keeps it: %s", err.text);

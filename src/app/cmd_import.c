@@ -54,7 +54,7 @@ static enum mb_status import_source(struct app *app, struct pipeline *p, const c
             st = MB_OK;
         } else if (st == MB_OK && got) {
             read_errors = 0;
-            st = pipeline_ingest(p, msg.data, msg.len, where, err);
+            st = pipeline_ingest(p, msg.data, msg.len, where, false, err);
             unsigned long long done, total;
             source_progress(src, &done, &total);
             progress_update(pr, path, done, total, pipeline_stats(p));

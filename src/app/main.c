@@ -27,9 +27,10 @@ static const struct command commands[] = {
     {"parse", cmd_parse, "print messages as normalized JSON, or the request a connector would send"},
     {"import", cmd_import, "post Maildir folders, mbox archives or .eml files through a route"},
     {"deliver", cmd_deliver, "take one message on standard input (for an MTA pipe)"},
-    {"run", cmd_run, "the daemon: post queued messages and retry failures with backoff"},
+    {"run", cmd_run, "the daemon: watch mailboxes (IMAP IDLE, POP3), post, retry with backoff"},
     {"status", cmd_status, "message counts per state and recent failures with reasons"},
     {"retry", cmd_retry, "queue quarantined messages again"},
+    {"check", cmd_check, "connect to every mailbox and vendor and report what works"},
     {"config", cmd_config, "check a configuration, or print the documented sample"},
     {NULL, NULL, NULL},
 };

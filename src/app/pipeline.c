@@ -291,8 +291,18 @@ static bool due_now(const struct store_msg *row)
     return row->state == MSG_QUEUED || (row->state == MSG_RETRY && row->next_attempt_ms <= clock_now_ms());
 }
 
+/* relocate_if_moved - a known message (ROW) found again at WHERE: the place
+ * it is now is the one to acknowledge */
+static enum mb_status relocate_if_moved(struct pipeline *p, const struct store_msg *row, const char *where,
+                                        struct mb_error *err)
+{
+    if (row->source != NULL && strcmp(row->source, where) == 0)
+        return MB_OK;
+    return store_relocate(p->store, row->id, where, err);
+}
+
 enum mb_status pipeline_ingest(struct pipeline *p, const unsigned char *raw, size_t len,
-                               const char *source_id, struct mb_error *err)
+                               const char *where, bool ack_wanted, struct mb_error *err)
 {
     struct mb_mail *mail = NULL;
     struct mb_error perr;
@@ -302,15 +312,18 @@ enum mb_status pipeline_ingest(struct pipeline *p, const unsigned char *raw, siz
     struct store_new_msg nm = {
         .route = p->route->name,
         .key = key,
-        .source = source_id,
+        .source = where,
         .message_id = mail ? mail->message_id : NULL,
         .subject = mail ? mail->subject : NULL,
         .raw = raw,
         .raw_len = len,
+        .ack_wanted = ack_wanted,
     };
     bool created = false;
     struct store_msg row = {0};
     enum mb_status st = store_enqueue(p->store, &nm, &created, &row, err);
+    if (st == MB_OK && !created && ack_wanted)
+        st = relocate_if_moved(p, &row, where, err);
     if (st != MB_OK) {
         /* not stored: the source keeps the message */
     } else if (parsed != MB_OK) {

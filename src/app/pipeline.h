@@ -41,13 +41,15 @@ enum mb_status pipeline_open(const struct app_config *cfg, const struct route_se
                              struct pipeline **p_r, struct mb_error *err);
 void pipeline_close(struct pipeline **p);
 
-/* pipeline_ingest - take one raw message from SOURCE_ID. MB_OK once it is
+/* pipeline_ingest - take one raw message found at WHERE. MB_OK once it is
  * safe (posted, deduplicated, queued for retry or quarantined); MB_TEMP when
  * it could not be stored (the source must keep it); MB_DOWN when the vendor
  * refused our credentials (the message is queued; the caller should stop
- * this route). */
+ * this route). With ACK_WANTED the store owes WHERE an acknowledgement once
+ * the message is done or quarantined (a mailbox's processed-mail action);
+ * a message seen before at another place owes it to the new place. */
 enum mb_status pipeline_ingest(struct pipeline *p, const unsigned char *raw, size_t len,
-                               const char *source_id, struct mb_error *err);
+                               const char *where, bool ack_wanted, struct mb_error *err);
 
 /* pipeline_record_refused - a message the source could not hand over whole
  * (over the size limit): logged as refused with REASON, nothing stored. */

@@ -37,6 +37,33 @@ static const struct conf_key route_keys[] = {
     {"subject_token", CONF_STRING, "[#{ticket}]", 0, 0, false,
      "Ticket token looked for in subjects when no Message-Id matches; {ticket} is the ticket id; "
      "empty turns it off."},
+    {"source", CONF_STRING, NULL, 0, 0, false,
+     "Mailbox `mailbridge run` watches: imaps://host[:port]/FOLDER, imap://host[:port]/FOLDER "
+     "(STARTTLS), pop3s://host[:port] or pop3://host[:port] (STLS); unset: the route is fed by "
+     "import and deliver only."},
+    {"user", CONF_STRING, NULL, 0, 0, false, "Mailbox login name."},
+    {"password", CONF_SECRET, NULL, 0, 0, false,
+     "Mailbox password, or the OAuth2 access token with auth = xoauth2 (a file: is read again at "
+     "each login, so a token refresher can rewrite it)."},
+    {"oauth_token_command", CONF_STRING, NULL, 0, 0, false,
+     "With auth = xoauth2: a command whose first output line is a fresh access token, run at each "
+     "login (instead of password)."},
+    {"auth", CONF_STRING, "plain", 0, 0, false, "login, plain or xoauth2 (Gmail, Microsoft 365)."},
+    {"starttls", CONF_BOOL, "yes", 0, 0, false,
+     "Require STARTTLS/STLS on imap:// and pop3://; turn off only on a trusted test network."},
+    {"tls_verify", CONF_BOOL, "yes", 0, 0, false,
+     "Verify the mail server's certificate and host name; turn off only for a test server."},
+    {"ca_file", CONF_STRING, NULL, 0, 0, false, "PEM file of CA certificates to trust instead of the system store."},
+    {"processed_action", CONF_STRING, "seen", 0, 0, false,
+     "What is done to a message once the vendor has it: keep, seen, keyword:NAME, move:FOLDER or "
+     "delete (POP3: keep or delete). Never before."},
+    {"quarantine_folder", CONF_STRING, "Quarantine", 0, 0, false,
+     "IMAP folder a message that failed for good is moved to (with the reason in the log and "
+     "`mailbridge status`); empty leaves it in place."},
+    {"batch_size", CONF_INT, "100", 1, 5000, false, "Messages fetched per round trip."},
+    {"idle", CONF_BOOL, "yes", 0, 0, false,
+     "Use IMAP IDLE (push) when the server offers it; otherwise poll every poll_interval."},
+    {"mailbox_timeout", CONF_DURATION, "60s", 1000, 3600000, false, "Network timeout for the mailbox."},
     CONF_KEY_END,
 };
 
@@ -53,7 +80,51 @@ static enum mb_status bind_connector(struct conf_section *sec, struct mb_error *
     return conf_bind(sec, ops->conf_keys, err);
 }
 
-static enum mb_status load_route(struct app_config *cfg, struct conf_section *sec,
+/* load_mailbox - the route's mailbox settings, when it has a source */
+static enum mb_status load_mailbox(const struct app_config *cfg, const struct conf_section *sec,
+                                   struct route_settings *route, struct mb_error *err)
+{
+    static const char *const auths[] = {"login", "plain", "xoauth2"};
+    struct mailbox_settings *m = &route->mailbox;
+    mailbox_settings_default(m);
+    route->section = sec;
+    m->url = conf_str(sec, "source");
+    if (m->url == NULL)
+        return MB_OK;
+    m->user = conf_str(sec, "user");
+    if (m->user == NULL)
+        return mb_error_set(err, MB_CONFIG, "%s: [route %s] has a source but no 'user'", conf_section_where(sec),
+                            conf_section_name(sec));
+    const char *auth = conf_str(sec, "auth");
+    size_t a = 0;
+    while (a < 3 && strcmp(auth, auths[a]) != 0)
+        a++;
+    if (a == 3)
+        return mb_error_set(err, MB_CONFIG, "%s: key 'auth': expected login, plain or xoauth2, got '%s'",
+                            conf_where(sec, "auth"), auth);
+    m->auth = (enum mailbox_auth)a;
+    if (conf_str(sec, "password") == NULL && conf_str(sec, "oauth_token_command") == NULL)
+        return mb_error_set(err, MB_CONFIG, "%s: [route %s] has a source but no 'password'%s",
+                            conf_section_where(sec), conf_section_name(sec),
+                            m->auth == MAILBOX_AUTH_XOAUTH2 ? " or 'oauth_token_command'" : "");
+    if (!mailbox_parse_action(conf_str(sec, "processed_action"), m))
+        return mb_error_set(err, MB_CONFIG,
+                            "%s: key 'processed_action': expected keep, seen, keyword:NAME, move:FOLDER or delete",
+                            conf_where(sec, "processed_action"));
+    m->starttls = conf_bool(sec, "starttls");
+    m->tls_verify = conf_bool(sec, "tls_verify");
+    m->ca_file = conf_str(sec, "ca_file");
+    m->quarantine_folder = conf_str(sec, "quarantine_folder");
+    if (m->quarantine_folder != NULL && *m->quarantine_folder == '\0')
+        m->quarantine_folder = NULL;
+    m->batch_size = (unsigned)conf_int(sec, "batch_size");
+    m->idle = conf_bool(sec, "idle");
+    m->timeout_ms = conf_int(sec, "mailbox_timeout");
+    m->max_message_size = cfg->limits.max_message_size;
+    return MB_OK;
+}
+
+static enum mb_status load_route(const struct app_config *cfg, struct conf_section *sec,
                                  struct route_settings *route, struct mb_error *err)
 {
     enum mb_status st = conf_bind(sec, route_keys, err);
@@ -67,6 +138,9 @@ static enum mb_status load_route(struct app_config *cfg, struct conf_section *se
     if (route->subject_token != NULL && !thread_token_valid(route->subject_token))
         return mb_error_set(err, MB_CONFIG, "%s: key 'subject_token': must contain {ticket} exactly once",
                             conf_where(sec, "subject_token"));
+    st = load_mailbox(cfg, sec, route, err);
+    if (st != MB_OK)
+        return st;
     route->connector_section = conf_find(cfg->conf, "connector", route->connector);
     if (route->connector_section == NULL)
         return mb_error_set(err, MB_CONFIG, "%s: key 'connector': no [connector %s] section",
@@ -160,6 +234,34 @@ enum mb_status app_config_route(const struct app_config *cfg, const char *name,
                  known.len ? known.data : "none");
     buf_free(&known);
     return MB_CONFIG;
+}
+
+/* run_token_command - the first line COMMAND prints (an OAuth2 token helper) */
+static enum mb_status run_token_command(const struct conf_section *sec, const char *command, char **token_r,
+                                        struct mb_error *err)
+{
+    FILE *p = popen(command, "r");
+    if (p == NULL)
+        return mb_error_set(err, MB_TEMP, "%s: oauth_token_command could not be started",
+                            conf_where(sec, "oauth_token_command"));
+    char line[8192];
+    bool got = fgets(line, sizeof(line), p) != NULL;
+    int status = pclose(p);
+    if (!got || status != 0 || line[0] == '\n')
+        return mb_error_set(err, MB_TEMP, "%s: oauth_token_command printed no token (exit status %d)",
+                            conf_where(sec, "oauth_token_command"), status);
+    line[strcspn(line, "\r\n")] = '\0';
+    *token_r = xstrdup(line);
+    return MB_OK;
+}
+
+enum mb_status app_config_mailbox_secret(const struct route_settings *route, char **secret_r,
+                                         struct mb_error *err)
+{
+    const char *command = conf_str(route->section, "oauth_token_command");
+    if (command != NULL)
+        return run_token_command(route->section, command, secret_r, err);
+    return conf_secret(route->section, "password", secret_r, err);
 }
 
 char *app_config_store_path(const struct app_config *cfg)

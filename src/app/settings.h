@@ -22,6 +22,9 @@ struct route_settings {
     const char *connector;     /* borrowed: name of its [connector NAME] */
     const char *subject_token; /* borrowed: "[#{ticket}]" or NULL (off) */
     struct conf_section *connector_section; /* borrowed */
+    const struct conf_section *section;     /* borrowed: the route's own, for its secrets */
+    struct mailbox_settings mailbox;        /* mailbox.url NULL: no mailbox; secret and
+                                               spool_dir are filled when it is opened */
 };
 
 struct app_config {
@@ -49,6 +52,12 @@ enum mb_status app_config_route(const struct app_config *cfg, const char *name,
 
 /* app_config_store_path - "<state_dir>/mailbridge.db", owned by the caller */
 char *app_config_store_path(const struct app_config *cfg);
+
+/* app_config_mailbox_secret - the password or OAuth2 token of ROUTE's mailbox,
+ * read now (a token file or command is consulted at each login); owned by the
+ * caller. Never logged. */
+enum mb_status app_config_mailbox_secret(const struct route_settings *route, char **secret_r,
+                                         struct mb_error *err);
 
 /* app_config_write_sample - the documented sample configuration */
 void app_config_write_sample(FILE *out);

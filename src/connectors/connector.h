@@ -71,6 +71,9 @@ struct connector_ops {
      * CONNECTOR_CAP_FIND_BY_KEY. */
     enum mb_status (*find_by_key)(struct connector *conn, const struct ticket_request *req,
                                   bool *found_r, struct ticket_result *res, struct mb_error *err);
+    /* probe - one harmless authenticated request (`mailbridge check`):
+     * MB_OK, or the classified reason the vendor cannot be used */
+    enum mb_status (*probe)(struct connector *conn, struct mb_error *err);
 };
 
 /* The generic part every vendor struct starts with. */

@@ -669,6 +669,24 @@ static enum mb_status itx_find_by_key(struct connector *conn, const struct ticke
     return st;
 }
 
+/* itx_probe - one authenticated search of a single message: proves the URL,
+ * TLS and the three tokens without posting anything */
+static enum mb_status itx_probe(struct connector *conn, struct mb_error *err)
+{
+    struct itx *itx = itx_of(conn);
+    long long customer = itx->default_customer;
+    if (customer == 0 && itx->customer_count > 0)
+        customer = itx->customers[0].eeex_id;
+    struct ticket_result res;
+    ticket_result_init(&res);
+    json_object *page = NULL;
+    long long total = -1;
+    enum mb_status st = search_page(itx, customer > 0 ? customer : 1, 0, 1, false, &page, &total, &res, err);
+    json_object_put(page);
+    ticket_result_clear(&res);
+    return st;
+}
+
 const struct connector_ops itx_connector_ops = {
     .name = "itx",
     .caps = CONNECTOR_CAP_HTML | CONNECTOR_CAP_ATTACHMENTS | CONNECTOR_CAP_INLINE_IMAGES |
@@ -679,4 +697,5 @@ const struct connector_ops itx_connector_ops = {
     .create_ticket = itx_create_ticket,
     .append = itx_append,
     .find_by_key = itx_find_by_key,
+    .probe = itx_probe,
 };

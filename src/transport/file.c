@@ -169,7 +169,6 @@ static void file_destroy(struct source *src)
 static const struct source_ops file_ops = {
     .name = "file",
     .next = file_next,
-    .ack = NULL,
     .progress = file_progress,
     .destroy = file_destroy,
 };
@@ -177,7 +176,6 @@ static const struct source_ops file_ops = {
 static const struct source_ops dir_ops = {
     .name = "dir",
     .next = file_next,
-    .ack = NULL,
     .progress = file_progress,
     .destroy = file_destroy,
 };
@@ -269,7 +267,6 @@ static void fd_destroy(struct source *src)
 static const struct source_ops fd_ops = {
     .name = "stdin",
     .next = fd_next,
-    .ack = NULL,
     .progress = fd_progress,
     .destroy = fd_destroy,
 };

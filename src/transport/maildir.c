@@ -1,6 +1,6 @@
 /* maildir - a Maildir read as an archive: every message of new/ and then
  * cur/, each sorted by file name so runs are deterministic; tmp/ and dot
- * files are never read, and nothing is moved or flagged (ack is NULL). */
+ * files are never read, and nothing is moved or flagged (no handed or settle). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -118,7 +118,6 @@ static void maildir_destroy(struct source *src)
 static const struct source_ops maildir_ops = {
     .name = "maildir",
     .next = maildir_next,
-    .ack = NULL,
     .progress = maildir_progress,
     .destroy = maildir_destroy,
 };

@@ -251,7 +251,6 @@ static void mbox_destroy(struct source *src)
 static const struct source_ops mbox_ops = {
     .name = "mbox",
     .next = mbox_next,
-    .ack = NULL,
     .progress = mbox_progress,
     .destroy = mbox_destroy,
 };

@@ -93,12 +93,22 @@ enum mb_status source_next(struct source *src, struct source_msg *msg_r, bool *g
     return src->ops->next(src, msg_r, got_r, err);
 }
 
-/* source_ack - dispatch to the kind; nothing to do when it has no ack */
-enum mb_status source_ack(struct source *src, const struct source_msg *msg, struct mb_error *err)
+/* source_handed - dispatch; archives keep no progress */
+enum mb_status source_handed(struct source *src, const struct source_msg *msg, struct mb_error *err)
 {
-    if (src->ops->ack == NULL)
-        return MB_OK;
-    return src->ops->ack(src, msg, err);
+    return src->ops->handed == NULL ? MB_OK : src->ops->handed(src, msg, err);
+}
+
+/* source_settle - dispatch; archives have no processed-mail action */
+enum mb_status source_settle(struct source *src, const char *where, enum source_fate fate,
+                             struct mb_error *err)
+{
+    return src->ops->settle == NULL ? MB_OK : src->ops->settle(src, where, fate, err);
+}
+
+bool source_is_mailbox(const struct source *src)
+{
+    return src->ops->settle != NULL;
 }
 
 /* source_progress - dispatch to the kind */

@@ -72,7 +72,7 @@ class CommandsTest(unittest.TestCase):
             self.assertIn("environment variable ITX_TOKENV2 is not set", r.stderr)
 
     def test_every_command_has_help(self):
-        for cmd in ["parse", "import", "deliver", "run", "status", "retry", "config"]:
+        for cmd in ["parse", "import", "deliver", "run", "status", "retry", "config", "check"]:
             r = run_mailbridge([cmd, "--help"])
             self.assertEqual(r.returncode, 0, cmd)
             self.assertIn("usage: mailbridge", r.stdout, cmd)

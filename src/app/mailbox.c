@@ -1,0 +1,160 @@
+/* mailbox - a route's mailbox with its secret and store-backed progress
+ * (see mailbox.h). */
+#include "app/mailbox.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/logfmt.h"
+#include "lib/buf.h"
+#include "lib/xalloc.h"
+
+#define SETTLE_BATCH 200
+
+static enum mb_status memory_checkpoint_get(void *ctx, const char *folder, uint32_t *uidvalidity_r,
+                                            uint32_t *next_uid_r, struct mb_error *err)
+{
+    struct route_mailbox *mb = ctx;
+    char *name = xasprintf("%s|%s", mb->progress_key, folder);
+    enum mb_status st = store_checkpoint_get(mb->store, name, folder, uidvalidity_r, next_uid_r, err);
+    free(name);
+    return st;
+}
+
+static enum mb_status memory_checkpoint_set(void *ctx, const char *folder, uint32_t uidvalidity,
+                                            uint32_t next_uid, struct mb_error *err)
+{
+    struct route_mailbox *mb = ctx;
+    char *name = xasprintf("%s|%s", mb->progress_key, folder);
+    enum mb_status st = store_checkpoint_set(mb->store, name, folder, uidvalidity, next_uid, err);
+    free(name);
+    return st;
+}
+
+static enum mb_status memory_item_seen(void *ctx, const char *item, bool *seen_r, struct mb_error *err)
+{
+    struct route_mailbox *mb = ctx;
+    return store_item_seen(mb->store, mb->progress_key, item, seen_r, err);
+}
+
+static enum mb_status memory_item_add(void *ctx, const char *item, struct mb_error *err)
+{
+    struct route_mailbox *mb = ctx;
+    return store_item_add(mb->store, mb->progress_key, item, err);
+}
+
+enum mb_status route_mailbox_open(const struct route_settings *route, struct store *store,
+                                  const char *spool_dir, struct route_mailbox *mb, struct mb_error *err)
+{
+    memset(mb, 0, sizeof(*mb));
+    mb->store = store;
+    mb->progress_key = xasprintf("%s|%s|%s", route->name, route->mailbox.url, route->mailbox.user);
+    mb->memory = (struct source_memory){
+        .ctx = mb,
+        .checkpoint_get = memory_checkpoint_get,
+        .checkpoint_set = memory_checkpoint_set,
+        .item_seen = memory_item_seen,
+        .item_add = memory_item_add,
+    };
+    char *secret = NULL;
+    enum mb_status st = app_config_mailbox_secret(route, &secret, err);
+    if (st == MB_OK) {
+        struct mailbox_settings s = route->mailbox;
+        s.secret = secret;
+        s.spool_dir = spool_dir;
+        st = source_open_mailbox(&s, &mb->memory, &mb->src, err);
+    }
+    if (secret != NULL) {
+        /* our copy served the login (POP3 keeps its own for later logins and
+         * wipes it on close): wipe this one before it is freed */
+        memset(secret, 0, strlen(secret));
+        free(secret);
+    }
+    if (st != MB_OK)
+        route_mailbox_close(mb);
+    return st;
+}
+
+void route_mailbox_close(struct route_mailbox *mb)
+{
+    source_close(&mb->src);
+    free(mb->progress_key);
+    mb->progress_key = NULL;
+}
+
+enum mb_status route_mailbox_fetch(struct route_mailbox *mb, struct pipeline *p,
+                                   const volatile sig_atomic_t *stop, size_t *fetched_r,
+                                   struct mb_error *err)
+{
+    enum mb_status st = MB_OK;
+    *fetched_r = 0;
+    while (st == MB_OK && !*stop) {
+        struct source_msg msg = {0};
+        bool got = false;
+        st = source_next(mb->src, &msg, &got, err);
+        if (st == MB_PERM && msg.id != NULL) { /* too large to take: straight to quarantine */
+            char *where = source_where(mb->src, &msg);
+            pipeline_record_refused(p, where, err->text);
+            st = source_settle(mb->src, where, SOURCE_QUARANTINED, err);
+            free(where);
+            if (st == MB_OK || st == MB_PERM)
+                st = source_handed(mb->src, &msg, err);
+            continue;
+        }
+        if (st != MB_OK || !got)
+            break;
+        char *where = source_where(mb->src, &msg);
+        st = pipeline_ingest(p, msg.data, msg.len, where, true, err);
+        free(where);
+        if (st == MB_OK || st == MB_DOWN) { /* DOWN: the message is queued all the same */
+            enum mb_status hst = source_handed(mb->src, &msg, err);
+            st = hst != MB_OK ? hst : st;
+            (*fetched_r)++;
+        }
+    }
+    return st;
+}
+
+/* log_settled - one line for a message whose mailbox copy was dealt with */
+static void log_settled(const struct mb_log *log, const char *route, const struct store_msg *row,
+                        const char *fate, enum mb_status st, const char *error)
+{
+    struct buf line;
+    buf_init(&line, 4096);
+    logfmt_pair(&line, "msg", row->message_id ? row->message_id : row->key);
+    logfmt_pair(&line, "route", route);
+    logfmt_pair(&line, "source", row->source);
+    logfmt_pair(&line, "action", fate);
+    logfmt_pair(&line, "status", st == MB_OK ? "ok" : "skipped");
+    if (error != NULL)
+        logfmt_pair(&line, "error", error);
+    mb_log(log, st == MB_OK ? MB_LOG_INFO : MB_LOG_WARNING, "%s", line.data);
+    buf_free(&line);
+}
+
+enum mb_status route_mailbox_settle(struct route_mailbox *mb, const char *route, const struct mb_log *log,
+                                    size_t *settled_r, struct mb_error *err)
+{
+    struct store_msg *rows = NULL;
+    size_t count = 0;
+    *settled_r = 0;
+    enum mb_status st = store_ack_due(mb->store, route, SETTLE_BATCH, &rows, &count, err);
+    for (size_t i = 0; st == MB_OK && i < count; i++) {
+        bool done = rows[i].state == MSG_DONE;
+        struct mb_error serr;
+        enum mb_status sst = source_settle(mb->src, rows[i].source ? rows[i].source : "",
+                                           done ? SOURCE_DONE : SOURCE_QUARANTINED, &serr);
+        if (sst != MB_OK && sst != MB_PERM) { /* the mailbox is away: later */
+            *err = serr;
+            st = sst;
+            break;
+        }
+        /* MB_PERM: not this mailbox's any more (renumbered, gone): nothing to do there */
+        log_settled(log, route, &rows[i], done ? "processed" : "quarantine-folder", sst,
+                    sst == MB_OK ? NULL : serr.text);
+        st = store_ack_done(mb->store, rows[i].id, err);
+        (*settled_r)++;
+    }
+    store_msgs_free(&rows, count);
+    return st;
+}
