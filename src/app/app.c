@@ -43,6 +43,19 @@ bool app_open_store(struct app *app)
     return true;
 }
 
+int app_open_route(struct app *app, const char *only, const struct route_settings **wanted_r)
+{
+    *wanted_r = NULL;
+    if (!app_open_store(app))
+        return MB_EXIT_CONFIG;
+    struct mb_error err;
+    if (only != NULL && app_config_route(app->cfg, only, wanted_r, &err) != MB_OK) {
+        log_error(&app->log, "%s", err.text);
+        return MB_EXIT_USAGE;
+    }
+    return MB_EXIT_OK;
+}
+
 int app_exit_code(enum mb_status st)
 {
     switch (st) {

@@ -41,6 +41,9 @@ bool app_load_config(struct app *app);
 /* app_open_store - load the config if needed, create state_dir if missing
  * and open the store; prints the error and returns false on failure. */
 bool app_open_store(struct app *app);
+/* app_open_route - app_open_store, then the route named ONLY (NULL: every
+ * route, *WANTED_R NULL); MB_EXIT_OK or the exit code, the error printed */
+int app_open_route(struct app *app, const char *only, const struct route_settings **wanted_r);
 /* app_exit_code - the sysexits code for a failure status */
 int app_exit_code(enum mb_status st);
 void app_release(struct app *app);

@@ -86,14 +86,10 @@ int cmd_check(struct app *app, int argc, char **argv)
         check_usage(stderr);
         return MB_EXIT_USAGE;
     }
-    if (!app_open_store(app))
-        return MB_EXIT_CONFIG;
-    struct mb_error err;
     const struct route_settings *wanted = NULL;
-    if (only != NULL && app_config_route(app->cfg, only, &wanted, &err) != MB_OK) {
-        log_error(&app->log, "%s", err.text);
-        return MB_EXIT_USAGE;
-    }
+    int rc = app_open_route(app, only, &wanted);
+    if (rc != MB_EXIT_OK)
+        return rc;
     bool ok = true;
     for (size_t i = 0; i < app->cfg->route_count; i++) {
         const struct route_settings *route = &app->cfg->routes[i];

@@ -115,11 +115,15 @@ static enum mb_status run_pass(struct app *app, struct route_run *r, bool once, 
 static enum mb_status open_routes(struct app *app, const char *only, struct route_run **runs_r,
                                   size_t *count_r)
 {
+    const struct route_settings *wanted = NULL;
+    *runs_r = NULL;
+    *count_r = 0;
+    if (app_open_route(app, only, &wanted) != MB_EXIT_OK)
+        return MB_CONFIG; /* said already */
     struct route_run *runs = xcalloc(app->cfg->route_count, sizeof(*runs));
     size_t n = 0;
     struct mb_error err;
-    const struct route_settings *wanted = NULL;
-    enum mb_status st = only != NULL ? app_config_route(app->cfg, only, &wanted, &err) : MB_OK;
+    enum mb_status st = MB_OK;
     for (size_t i = 0; st == MB_OK && i < app->cfg->route_count; i++) {
         const struct route_settings *route = &app->cfg->routes[i];
         if (wanted != NULL && wanted != route)
@@ -229,8 +233,6 @@ int cmd_run(struct app *app, int argc, char **argv)
         run_usage(stderr);
         return MB_EXIT_USAGE;
     }
-    if (!app_open_store(app))
-        return MB_EXIT_CONFIG;
     struct route_run *runs = NULL;
     size_t count = 0;
     enum mb_status st = open_routes(app, only, &runs, &count);

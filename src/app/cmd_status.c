@@ -95,14 +95,10 @@ int cmd_status(struct app *app, int argc, char **argv)
         status_usage(stderr);
         return MB_EXIT_USAGE;
     }
-    if (!app_open_store(app))
-        return MB_EXIT_CONFIG;
-    struct mb_error err;
     const struct route_settings *wanted = NULL;
-    if (only != NULL && app_config_route(app->cfg, only, &wanted, &err) != MB_OK) {
-        log_error(&app->log, "%s", err.text);
-        return MB_EXIT_USAGE;
-    }
+    int rc = app_open_route(app, only, &wanted);
+    if (rc != MB_EXIT_OK)
+        return rc;
     for (size_t i = 0; i < app->cfg->route_count; i++)
         if (wanted == NULL || wanted == &app->cfg->routes[i])
             print_counts(app, app->cfg->routes[i].name);
