@@ -106,7 +106,8 @@ static void log_outcome(struct pipeline *p, const struct store_msg *row, const s
     if (res != NULL && res->message_id != NULL)
         logfmt_pair(&line, "vendor_msg", res->message_id);
     logfmt_pair(&line, "status", status);
-    if (row->attempts > 0)
+    bool posting = strcmp(action, "create") == 0 || strcmp(action, "append") == 0;
+    if (posting && row->attempts > 0)
         buf_printf(&line, " attempt=%u", row->attempts + 1);
     if (res != NULL && res->http_status != 0)
         buf_printf(&line, " http=%ld", res->http_status);

@@ -20,7 +20,12 @@ def main():
     for case, msgs in cases.items():
         print(f"case {case}:")
         for m in msgs:
-            kind = "new case" if m.get("createCase") else f"follow-up (reply to {m.get('replyToEactId')})"
+            if m.get("createCase"):
+                kind = "new case"
+            elif m.get("replyToEactId"):
+                kind = f"follow-up (reply to message {m['replyToEactId']})"
+            else:
+                kind = "follow-up (found by the ticket token in the subject)"
             print(f"  message {m.get('eactId')}  customer {m.get('eeexId')}  {kind}")
             print(f"    subject: {m.get('subject')}")
             for f in m.get("files", []):
