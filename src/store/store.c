@@ -101,6 +101,9 @@ enum stmt_id {
     STMT_BEGIN,
     STMT_COMMIT,
     STMT_ROLLBACK,
+    STMT_SAVEPOINT,
+    STMT_RELEASE,
+    STMT_ROLLBACK_TO,
     STMT_INSERT,
     STMT_BY_KEY,
     STMT_STATE,
@@ -135,6 +138,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_SAVEPOINT] = "SAVEPOINT op",
+    [STMT_RELEASE] = "RELEASE op",
+    [STMT_ROLLBACK_TO] = "ROLLBACK TO op",
     [STMT_INSERT] = "INSERT INTO messages (route, key, source, message_id, subject, state,"
                     " created_ms, updated_ms, raw, ack_pending)"
                     " VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7, ?8)"
@@ -198,6 +204,7 @@ struct store {
     sqlite3 *db;                    /* owned */
     char *path;                     /* owned: names the file in every error */
     sqlite3_stmt *stmt[STMT_COUNT]; /* owned: prepared once, reset after each use */
+    bool batch;                     /* a store_batch_begin transaction is open */
 };
 
 /* db_class - what a failed SQLite call means to the caller */
@@ -254,9 +261,11 @@ static enum mb_status run(struct store *s, sqlite3_stmt *st, const char *what, s
 
 /* tx_begin - BEGIN IMMEDIATE takes the write lock first, so a busy
  * database fails here (MB_TEMP after the busy timeout), never halfway */
+/* Inside a batch (store_batch_begin) every operation is a savepoint of the
+ * batch's transaction: atomic on its own, durable only at store_batch_commit. */
 static enum mb_status tx_begin(struct store *s, const char *what, struct mb_error *err)
 {
-    return run(s, s->stmt[STMT_BEGIN], what, err);
+    return run(s, s->stmt[s->batch ? STMT_SAVEPOINT : STMT_BEGIN], what, err);
 }
 
 /* tx_end - commit when STATUS is MB_OK, otherwise (or when the commit
@@ -264,6 +273,12 @@ static enum mb_status tx_begin(struct store *s, const char *what, struct mb_erro
 static enum mb_status tx_end(struct store *s, enum mb_status status, const char *what,
                              struct mb_error *err)
 {
+    if (s->batch) {
+        if (status != MB_OK)
+            run(s, s->stmt[STMT_ROLLBACK_TO], what, NULL); /* keep the first error */
+        enum mb_status released = run(s, s->stmt[STMT_RELEASE], what, status == MB_OK ? err : NULL);
+        return status == MB_OK ? released : status;
+    }
     if (status == MB_OK)
         status = run(s, s->stmt[STMT_COMMIT], what, err);
     if (status != MB_OK && !sqlite3_get_autocommit(s->db))
@@ -937,4 +952,24 @@ enum mb_status store_item_add(struct store *s, const char *source, const char *i
     bind_text(st, 2, item);
     sqlite3_bind_int64(st, 3, clock_now_ms());
     return write_one(s, st, "source item", err);
+}
+
+enum mb_status store_batch_begin(struct store *s, struct mb_error *err)
+{
+    if (s->batch)
+        return MB_OK;
+    enum mb_status status = run(s, s->stmt[STMT_BEGIN], "batch", err);
+    s->batch = status == MB_OK;
+    return status;
+}
+
+enum mb_status store_batch_commit(struct store *s, struct mb_error *err)
+{
+    if (!s->batch)
+        return MB_OK;
+    s->batch = false;
+    enum mb_status status = run(s, s->stmt[STMT_COMMIT], "batch commit", err);
+    if (status != MB_OK && !sqlite3_get_autocommit(s->db))
+        run(s, s->stmt[STMT_ROLLBACK], "batch commit", NULL);
+    return status;
 }

@@ -140,6 +140,18 @@ enum mb_status store_counts(struct store *store, const char *route,
 enum mb_status store_requeue(struct store *store, const char *route, const char *key,
                              unsigned long long *count_r, struct mb_error *err);
 
+/* Batches. Between store_batch_begin and store_batch_commit every change is
+ * atomic on its own (a savepoint) and visible to this handle at once, but
+ * durable - and visible to other processes - only at the commit: one fsync
+ * for the lot. Use it only where a crash before the commit is harmless
+ * because the state before the batch was already safe (for example the
+ * outcomes of posts whose intent was committed: they are reconciled). The
+ * batch holds the database's write lock until the commit: keep it short.
+ * Functions documented as "committed" above mean "committed with the batch"
+ * while one is open. */
+enum mb_status store_batch_begin(struct store *store, struct mb_error *err);
+enum mb_status store_batch_commit(struct store *store, struct mb_error *err);
+
 /* Acknowledgements to the source. A mailbox message is flagged, moved or
  * deleted only once it is DONE (the vendor has it) or in QUARANTINE (moved
  * to the quarantine folder): the store remembers which rows still owe their

@@ -670,6 +670,49 @@ static void test_checkpoints_and_items_persist(void)
     fixture_done(&fx);
 }
 
+/* A batch: each change atomic, visible to its own handle at once, durable
+ * and visible to others only at the commit; a crash before it loses the lot. */
+static void test_batches_commit_once(void)
+{
+    struct fixture fx;
+    fixture_init(&fx);
+    struct mb_error err;
+    struct store *other = NULL;
+    CU_ASSERT_EQUAL_FATAL(store_open(fx.path, &other, &err), MB_OK);
+    long long a = put(fx.store, "support", "a", "a@example.com", "raw a");
+    long long b = put(fx.store, "support", "b", "b@example.com", "raw b");
+    CU_ASSERT_EQUAL_FATAL(store_begin_attempt(fx.store, a, &err), MB_OK);
+    CU_ASSERT_EQUAL_FATAL(store_begin_attempt(fx.store, b, &err), MB_OK);
+
+    CU_ASSERT_EQUAL_FATAL(store_batch_begin(fx.store, &err), MB_OK);
+    CU_ASSERT_EQUAL(store_finish_attempt(fx.store, a, &(struct store_outcome){.status = MB_OK, .ticket_id = "7"}, &err), MB_OK);
+    /* a failing operation inside the batch undoes only itself */
+    CU_ASSERT_EQUAL(store_finish_attempt(fx.store, a, &(struct store_outcome){.status = MB_OK, .ticket_id = "8"}, &err), MB_PERM);
+    struct thread_ref ref = {0};
+    CU_ASSERT_TRUE(store_thread_lookup(fx.store, "support", "a@example.com", &ref)); /* seen by its own handle */
+    CU_ASSERT_STRING_EQUAL(ref.ticket_id, "7");
+    thread_ref_clear(&ref);
+    CU_ASSERT_EQUAL(store_finish_attempt(fx.store, b, &(struct store_outcome){.status = MB_OK, .ticket_id = "9"}, &err), MB_OK);
+    CU_ASSERT_FALSE(store_thread_lookup(other, "support", "a@example.com", &ref)); /* not by others yet */
+    CU_ASSERT_EQUAL(store_batch_commit(fx.store, &err), MB_OK);
+    CU_ASSERT_TRUE(store_thread_lookup(other, "support", "b@example.com", &ref));
+    thread_ref_clear(&ref);
+
+    /* a batch that never commits (the process dies) leaves the state before it */
+    long long c = put(fx.store, "support", "c", "c@example.com", "raw c");
+    CU_ASSERT_EQUAL_FATAL(store_begin_attempt(fx.store, c, &err), MB_OK);
+    CU_ASSERT_EQUAL_FATAL(store_batch_begin(fx.store, &err), MB_OK);
+    CU_ASSERT_EQUAL(store_finish_attempt(fx.store, c, &(struct store_outcome){.status = MB_OK, .ticket_id = "1"}, &err), MB_OK);
+    store_close(&fx.store);
+    reopen(&fx);
+    struct store_msg row;
+    get(fx.store, "support", "c", &row);
+    CU_ASSERT_EQUAL(row.state, MSG_POSTING); /* to be reconciled with the vendor */
+    store_msg_clear(&row);
+    store_close(&other);
+    fixture_done(&fx);
+}
+
 int main(void)
 {
     static const struct unit_test tests[] = {
@@ -687,6 +730,7 @@ int main(void)
         {"open errors name the file", test_open_errors_name_the_file},
         {"source acks wait for a safe state", test_source_acks_wait_for_a_safe_state},
         {"checkpoints and items persist", test_checkpoints_and_items_persist},
+        {"batches commit once", test_batches_commit_once},
         {"unknown messages are perm", test_unknown_messages_are_perm},
         {NULL, NULL},
     };
