@@ -9,293 +9,23 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "dovecot_fixture.h"
 #include "lib/buf.h"
 #include "lib/xalloc.h"
 #include "transport/imap.h"
 #include "unit.h"
 
-/* A Dovecot run by the harness: the state file it wrote, parsed. */
-struct dovecot {
-    pid_t pid;
-    char dir[64];   /* our temp dir: the state file and message files */
-    char state[96]; /* the harness's JSON state file */
-    char *json;     /* owned: its contents */
-    char host[64];
-    unsigned imap_port, imaps_port;
-    char ca_file[512], bad_ca_file[512];
-    char token[512];    /* XOAUTH2 token of "support", empty when unsupported */
-    char log_file[512]; /* the server log */
-};
-
 static struct dovecot dc; /* the suite's server, started in its setup */
-
-/* json_value - the text after "KEY": in JSON (after FROM), or NULL */
-static const char *json_value(const char *json, const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\"", key);
-    const char *p = strstr(json, pat);
-    if (p == NULL)
-        return NULL;
-    p += strlen(pat);
-    while (*p == ' ' || *p == '\n')
-        p++;
-    if (*p++ != ':')
-        return NULL;
-    while (*p == ' ' || *p == '\n')
-        p++;
-    return p;
-}
-
-/* json_string - the string value of KEY into OUT (escapes \\ \" \/ only) */
-static bool json_string(const char *json, const char *key, char *out, size_t size)
-{
-    const char *v = json_value(json, key);
-    if (v == NULL || *v != '"' || size == 0)
-        return false;
-    size_t n = 0;
-    for (v++; *v != '\0' && *v != '"' && n + 1 < size; v++) {
-        if (*v == '\\')
-            v++;
-        out[n++] = *v;
-    }
-    out[n] = '\0';
-    return *v == '"';
-}
-
-static long json_number(const char *json, const char *key)
-{
-    const char *v = json_value(json, key);
-    return v ? strtol(v, NULL, 10) : -1;
-}
-
-/* run - run ARGV, its standard output into OUT (may be NULL); the exit status */
-static int run(char *const argv[], struct buf *out)
-{
-    int pipefd[2];
-    if (pipe(pipefd) < 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipefd[1], 1);
-        close(pipefd[0]);
-        close(pipefd[1]);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    char chunk[4096];
-    ssize_t n;
-    while ((n = read(pipefd[0], chunk, sizeof(chunk))) > 0 || (n < 0 && errno == EINTR))
-        if (n > 0 && out != NULL)
-            buf_append(out, chunk, (size_t)n);
-    close(pipefd[0]);
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* harness - the path of dovecot.py */
-static const char *harness(void)
-{
-    return unit_path("tests/integration/dovecot.py");
-}
-
-/* dovecot_start - start a server into D and wait for its state file (the
- * 120 s limit only guards against a hang) */
-static bool dovecot_start(struct dovecot *d)
-{
-    memset(d, 0, sizeof(*d));
-    snprintf(d->dir, sizeof(d->dir), "/tmp/mb-test-imap-XXXXXX");
-    if (mkdtemp(d->dir) == NULL)
-        return false;
-    snprintf(d->state, sizeof(d->state), "%s/state.json", d->dir);
-    char path[4096];
-    snprintf(path, sizeof(path), "%s", harness());
-    d->pid = fork();
-    if (d->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a crashed test takes its server along */
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        execlp("python3", "python3", path, "serve", "--state-file", d->state, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 1200; i++) {
-        int status;
-        if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-            fprintf(stderr, "dovecot.py serve exited with %d\n",
-                    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-            d->pid = 0;
-            return false;
-        }
-        FILE *f = fopen(d->state, "r");
-        if (f != NULL) {
-            struct buf b;
-            buf_init(&b, 0);
-            char chunk[4096];
-            size_t n;
-            while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-                buf_append(&b, chunk, n);
-            fclose(f);
-            d->json = buf_steal(&b);
-            json_string(d->json, "host", d->host, sizeof(d->host));
-            d->imap_port = (unsigned)json_number(d->json, "imap_port");
-            d->imaps_port = (unsigned)json_number(d->json, "imaps_port");
-            json_string(d->json, "ca_file", d->ca_file, sizeof(d->ca_file));
-            json_string(d->json, "bad_ca_file", d->bad_ca_file, sizeof(d->bad_ca_file));
-            json_string(d->json, "log_file", d->log_file, sizeof(d->log_file));
-            const char *tokens = json_value(d->json, "oauth_tokens");
-            if (tokens == NULL || !json_string(tokens, "support", d->token, sizeof(d->token)))
-                d->token[0] = '\0';
-            return true;
-        }
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return false;
-}
-
-/* dovecot_stop - SIGTERM the harness (it stops Dovecot and cleans up) */
-static void dovecot_stop(struct dovecot *d)
-{
-    if (d->pid > 0) {
-        kill(d->pid, SIGTERM);
-        while (waitpid(d->pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        d->pid = 0;
-    }
-    if (d->dir[0] != '\0') {
-        char cmd[160];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "cannot remove %s\n", d->dir);
-    }
-    free(d->json);
-    memset(d, 0, sizeof(*d));
-}
-
-/* append - APPEND N bytes of RAW to USER's FOLDER through the harness CLI
- * (FLAGS may be NULL); the new UID, 0 on failure */
-static uint32_t append(struct dovecot *d, const char *user, const char *folder, const char *raw,
-                       size_t n, const char *flags)
-{
-    char file[128];
-    snprintf(file, sizeof(file), "%s/msg.eml", d->dir);
-    FILE *f = fopen(file, "wb");
-    if (f == NULL || fwrite(raw, 1, n, f) != n) {
-        if (f)
-            fclose(f);
-        return 0;
-    }
-    fclose(f);
-    char *argv[] = {
-        "python3",    (char *)harness(), "append", "--state-file",           d->state,
-        (char *)user, (char *)folder,    file,     flags ? "--flags" : NULL, (char *)flags,
-        NULL};
-    struct buf out;
-    buf_init(&out, 0);
-    int rc = run(argv, &out);
-    uint32_t uid = rc == 0 && out.data ? (uint32_t)strtoul(out.data, NULL, 10) : 0;
-    buf_free(&out);
-    return uid;
-}
-
-/* messages - the harness's JSON list of USER's FOLDER, owned by the caller */
-static char *messages(struct dovecot *d, const char *user, const char *folder)
-{
-    char *argv[] = {"python3", (char *)harness(), "messages",     "--state-file",
-                    d->state,  (char *)user,      (char *)folder, NULL};
-    struct buf out;
-    buf_init(&out, 0);
-    if (run(argv, &out) != 0) {
-        buf_free(&out);
-        return NULL;
-    }
-    return buf_steal(&out);
-}
-
-/* message_object - the {...} of UID in a messages() list, copied into OUT;
- * false when absent */
-static bool message_object(const char *list, uint32_t uid, char *out, size_t size)
-{
-    for (const char *p = list ? strchr(list, '{') : NULL; p != NULL; p = strchr(p + 1, '{')) {
-        const char *end = strchr(p, '}');
-        if (end == NULL)
-            return false;
-        snprintf(out, size, "%.*s", (int)(end - p + 1), p);
-        if (json_number(out, "uid") == (long)uid)
-            return true;
-    }
-    return false;
-}
-
-/* has_flag - whether UID in USER's FOLDER carries FLAG (as the JSON text
- * writes it, e.g. "\\\\Seen"); -1 when the message is missing */
-static int has_flag(const char *user, const char *folder, uint32_t uid, const char *flag_json)
-{
-    char *list = messages(&dc, user, folder);
-    char obj[2048];
-    int r = -1;
-    if (message_object(list, uid, obj, sizeof(obj))) {
-        char quoted[128];
-        snprintf(quoted, sizeof(quoted), "\"%s\"", flag_json);
-        r = strstr(obj, quoted) != NULL;
-    }
-    free(list);
-    return r;
-}
-
-/* log_size - the current length of the server log */
-static long log_size(void)
-{
-    struct stat st;
-    return stat(dc.log_file, &st) == 0 ? (long)st.st_size : -1;
-}
-
-/* log_since - the server log from byte OFFSET on, once it holds COUNT lines
- * containing WAIT_FOR (the login process logs a disconnect a moment after
- * it happens; 10 s only guards against a hang); owned by the caller */
-static char *log_since(long offset, const char *wait_for, int count)
-{
-    struct buf b;
-    buf_init(&b, 0);
-    for (int tries = 0; tries < 100; tries++) {
-        buf_reset(&b);
-        FILE *f = fopen(dc.log_file, "r");
-        if (f != NULL && fseek(f, offset, SEEK_SET) == 0) {
-            char chunk[4096];
-            size_t n;
-            while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-                buf_append(&b, chunk, n);
-        }
-        if (f != NULL)
-            fclose(f);
-        int found = 0;
-        for (const char *p = b.data; p != NULL && (p = strstr(p, wait_for)) != NULL; p++)
-            found++;
-        if (found >= count)
-            break;
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    buf_append(&b, "", 0);
-    return buf_steal(&b);
-}
 
 /* settings - LOGIN as support over implicit TLS, verified with the test CA */
 static void settings(struct imap_settings *s)
@@ -322,21 +52,15 @@ static struct imap_session *session(void)
     return s;
 }
 
-/* make_message - a message of about SIZE bytes with CRLF lines, SUBJECT in
- * its header, and a body that changes along its length; owned by caller */
-static char *make_message(const char *subject, size_t size, size_t *len_r)
+/* selected - a session() with FOLDER selected, what SELECT said in *F;
+ * fails the test when either step does */
+static struct imap_session *selected(const char *folder, struct imap_folder *f)
 {
-    struct buf b;
-    buf_init(&b, 0);
-    buf_printf(&b,
-               "From: Customer <customer@example.com>\r\nTo: support@example.com\r\n"
-               "Subject: %s\r\nMessage-ID: <%s@example.com>\r\n\r\n",
-               subject, subject);
-    for (unsigned line = 0; b.len < size; line++)
-        buf_printf(&b, "line %08u of %s: the quick brown fox jumps over the lazy dog\r\n", line,
-                   subject);
-    *len_r = b.len;
-    return buf_steal(&b);
+    struct imap_session *s = session();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    struct mb_error err;
+    CU_ASSERT_EQUAL_FATAL(imap_select(s, folder, f, &err), MB_OK);
+    return s;
 }
 
 /* What a fetch delivered, for the assertions. */
@@ -388,7 +112,7 @@ static enum mb_status collect(void *ctx, uint32_t uid, const unsigned char *data
     if (g->spool_dir != NULL)
         g->spooled[i] = mapped_from_spool(g->spool_dir);
     if (g->append_folder != NULL && i == 0) {
-        append(&dc, "support", g->append_folder, "Subject: late\r\n\r\nlate\r\n", 23, NULL);
+        dovecot_append(&dc, "support", g->append_folder, "Subject: late\r\n\r\nlate\r\n", 23, NULL);
     }
     if (g->flag != NULL)
         return imap_add_flag(g->sess, uid, g->flag, err);
@@ -510,14 +234,14 @@ static void test_untrusted_ca_is_down(void)
     set.ca_file = dc.bad_ca_file;
     char expect[128];
     snprintf(expect, sizeof(expect), "TLS certificate verification failed for %s: ", dc.host);
-    long offset = log_size();
+    long offset = dovecot_log_size(&dc);
     CU_ASSERT_TRUE_FATAL(offset >= 0);
     connect_fails(&set, MB_DOWN, expect);
     set.tls = IMAP_TLS_STARTTLS;
     set.port = dc.imap_port;
     connect_fails(&set, MB_DOWN, expect);
     /* the server saw two TLS clients leave without trying to log in */
-    char *log = log_since(offset, "no auth attempts", 2);
+    char *log = dovecot_log_since(&dc, offset, "no auth attempts", 2);
     int left = 0;
     for (const char *p = log; (p = strstr(p, "no auth attempts")) != NULL; p++)
         left++;
@@ -701,10 +425,10 @@ static void test_select(void)
 {
     const char *folder = "SelectMe";
     size_t len;
-    char *raw = make_message("select", 300, &len);
+    char *raw = dovecot_make_message("select", 300, &len);
     uint32_t uids[3];
     for (int i = 0; i < 3; i++)
-        uids[i] = append(&dc, "support", folder, raw, len, NULL);
+        uids[i] = dovecot_append(&dc, "support", folder, raw, len, NULL);
     free(raw);
     CU_ASSERT_TRUE_FATAL(uids[0] != 0 && uids[2] == uids[0] + 2);
     struct imap_session *s = session();
@@ -724,32 +448,17 @@ static void test_select(void)
     imap_close(&s);
 }
 
-/* fill - append COUNT distinct messages of about SIZE bytes to FOLDER;
- * their texts into RAWS (owned by the caller), UIDs into UIDS */
-static void fill(const char *folder, unsigned count, size_t size, char **raws, size_t *lens,
-                 uint32_t *uids)
-{
-    for (unsigned i = 0; i < count; i++) {
-        char subject[64];
-        snprintf(subject, sizeof(subject), "%s-%u", folder, i);
-        raws[i] = make_message(subject, size + i * 37, &lens[i]);
-        uids[i] = append(&dc, "support", folder, raws[i], lens[i], NULL);
-    }
-}
-
 static void test_fetch_order_bytes_batches(void)
 {
     const char *folder = "Fetch";
     char *raws[5];
     size_t lens[5];
     uint32_t uids[5];
-    fill(folder, 5, 2000, raws, lens, uids);
+    dovecot_fill(&dc, "support", folder, 5, 2000, raws, lens, uids);
     CU_ASSERT_TRUE_FATAL(uids[0] != 0 && uids[4] != 0);
-    struct imap_session *s = session();
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     struct imap_folder f;
+    struct imap_session *s = selected(folder, &f);
     struct mb_error err;
-    CU_ASSERT_EQUAL_FATAL(imap_select(s, folder, &f, &err), MB_OK);
 
     /* from the second message: exactly the last four, oldest first, byte exact */
     struct got g = {0};
@@ -789,7 +498,7 @@ static void test_fetch_order_bytes_batches(void)
 
     /* fetching never set \Seen */
     for (unsigned i = 0; i < 5; i++) {
-        CU_ASSERT_EQUAL(has_flag("support", folder, uids[i], "\\\\Seen"), 0);
+        CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", folder, uids[i], "\\\\Seen"), 0);
         free(raws[i]);
     }
 }
@@ -800,12 +509,10 @@ static void test_fetch_stops_at_callback_error(void)
     char *raws[3];
     size_t lens[3];
     uint32_t uids[3];
-    fill(folder, 3, 500, raws, lens, uids);
-    struct imap_session *s = session();
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    dovecot_fill(&dc, "support", folder, 3, 500, raws, lens, uids);
     struct imap_folder f;
+    struct imap_session *s = selected(folder, &f);
     struct mb_error err;
-    CU_ASSERT_EQUAL_FATAL(imap_select(s, folder, &f, &err), MB_OK);
     struct got g = {.fail_at = 2};
     uint32_t next = 0;
     CU_ASSERT_EQUAL(imap_fetch(s, 1, 10, collect, &g, &next, &err), MB_TEMP);
@@ -824,12 +531,10 @@ static void test_fetch_flags_from_callback_and_late_mail(void)
     char *raws[2];
     size_t lens[2];
     uint32_t uids[2];
-    fill(folder, 2, 500, raws, lens, uids);
-    struct imap_session *s = session();
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    dovecot_fill(&dc, "support", folder, 2, 500, raws, lens, uids);
     struct imap_folder f;
+    struct imap_session *s = selected(folder, &f);
     struct mb_error err;
-    CU_ASSERT_EQUAL_FATAL(imap_select(s, folder, &f, &err), MB_OK);
     /* FN flags each message, and a message arrives during the first: the
      * STORE's answer announces it, and the same imap_fetch delivers it */
     struct got g = {.flag = "$Ticketed", .sess = s, .append_folder = folder};
@@ -838,7 +543,7 @@ static void test_fetch_flags_from_callback_and_late_mail(void)
     CU_ASSERT_EQUAL(g.count, 3);
     CU_ASSERT_EQUAL(next, g.uids[g.count - 1] + 1);
     for (unsigned i = 0; i < g.count; i++)
-        CU_ASSERT_EQUAL(has_flag("support", folder, g.uids[i], "$Ticketed"), 1);
+        CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", folder, g.uids[i], "$Ticketed"), 1);
     got_free(&g);
     imap_close(&s);
     for (unsigned i = 0; i < 2; i++)
@@ -849,12 +554,12 @@ static void test_fetch_oversized_and_spooled(void)
 {
     const char *folder = "Large";
     size_t small_len, big_len, huge_len;
-    char *small = make_message("small", 1000, &small_len);
-    char *big = make_message("big", 3 << 20, &big_len);    /* 3 MiB: spooled */
-    char *huge = make_message("huge", 6 << 20, &huge_len); /* over the 5 MiB limit */
-    uint32_t u_small = append(&dc, "support", folder, small, small_len, NULL);
-    uint32_t u_big = append(&dc, "support", folder, big, big_len, NULL);
-    uint32_t u_huge = append(&dc, "support", folder, huge, huge_len, NULL);
+    char *small = dovecot_make_message("small", 1000, &small_len);
+    char *big = dovecot_make_message("big", 3 << 20, &big_len);    /* 3 MiB: spooled */
+    char *huge = dovecot_make_message("huge", 6 << 20, &huge_len); /* over the 5 MiB limit */
+    uint32_t u_small = dovecot_append(&dc, "support", folder, small, small_len, NULL);
+    uint32_t u_big = dovecot_append(&dc, "support", folder, big, big_len, NULL);
+    uint32_t u_huge = dovecot_append(&dc, "support", folder, huge, huge_len, NULL);
     CU_ASSERT_TRUE_FATAL(u_small && u_big && u_huge);
 
     char spool[] = "/tmp/mb-test-spool-XXXXXX";
@@ -916,18 +621,16 @@ static void test_no_folder_selected_is_config(void)
 static void test_add_flag(void)
 {
     const char *folder = "Flags";
-    uint32_t uid = append(&dc, "support", folder, "Subject: f\r\n\r\nx\r\n", 17, NULL);
+    uint32_t uid = dovecot_append(&dc, "support", folder, "Subject: f\r\n\r\nx\r\n", 17, NULL);
     CU_ASSERT_TRUE_FATAL(uid != 0);
-    struct imap_session *s = session();
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     struct imap_folder f;
+    struct imap_session *s = selected(folder, &f);
     struct mb_error err;
-    CU_ASSERT_EQUAL_FATAL(imap_select(s, folder, &f, &err), MB_OK);
     CU_ASSERT_EQUAL(imap_add_flag(s, uid, "$Ticketed", &err), MB_OK);
-    CU_ASSERT_EQUAL(has_flag("support", folder, uid, "$Ticketed"), 1);
-    CU_ASSERT_EQUAL(has_flag("support", folder, uid, "\\\\Seen"), 0);
+    CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", folder, uid, "$Ticketed"), 1);
+    CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", folder, uid, "\\\\Seen"), 0);
     CU_ASSERT_EQUAL(imap_add_flag(s, uid, "\\Seen", &err), MB_OK);
-    CU_ASSERT_EQUAL(has_flag("support", folder, uid, "\\\\Seen"), 1);
+    CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", folder, uid, "\\\\Seen"), 1);
     CU_ASSERT_EQUAL(imap_add_flag(s, uid, "bad flag", &err), MB_CONFIG);
     CU_ASSERT_EQUAL(imap_add_flag(s, uid, "\\NoSuchSystemFlag", &err), MB_CONFIG);
     imap_close(&s);
@@ -937,20 +640,10 @@ static void test_add_flag(void)
 static bool moved(const char *from, uint32_t uid, const char *to, size_t size)
 {
     char obj[2048];
-    char *src = messages(&dc, "support", from);
-    char *dst = messages(&dc, "support", to);
-    bool gone = src != NULL && !message_object(src, uid, obj, sizeof(obj));
-    char needle[64];
-    snprintf(needle, sizeof(needle), "%zu", size);
-    bool there = false;
-    for (const char *p = dst ? strchr(dst, '{') : NULL; p && !there; p = strchr(p + 1, '{')) {
-        const char *end = strchr(p, '}');
-        snprintf(obj, sizeof(obj), "%.*s", end ? (int)(end - p + 1) : 0, p);
-        there = json_number(obj, "size") == (long)size;
-    }
+    char *src = dovecot_messages(&dc, "support", from);
+    bool gone = src != NULL && !dovecot_message_object(src, uid, obj, sizeof(obj));
     free(src);
-    free(dst);
-    return gone && there;
+    return gone && dovecot_has_size(&dc, "support", to, size);
 }
 
 static void test_move_and_fallbacks(void)
@@ -959,9 +652,10 @@ static void test_move_and_fallbacks(void)
     size_t lens[3];
     char *raws[3];
     uint32_t uids[3];
-    fill(folder, 3, 700, raws, lens, uids);
+    dovecot_fill(&dc, "support", folder, 3, 700, raws, lens, uids);
     /* a bystander marked \Deleted by someone else: UID EXPUNGE must spare it */
-    uint32_t bystander = append(&dc, "support", folder, "Subject: b\r\n\r\nb\r\n", 17, "\\Deleted");
+    uint32_t bystander =
+        dovecot_append(&dc, "support", folder, "Subject: b\r\n\r\nb\r\n", 17, "\\Deleted");
     CU_ASSERT_TRUE_FATAL(uids[2] != 0 && bystander != 0);
     struct imap_session *s = session();
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -976,16 +670,16 @@ static void test_move_and_fallbacks(void)
     imap_disable_capability(s, "MOVE"); /* UID COPY + STORE + UID EXPUNGE */
     CU_ASSERT_EQUAL(imap_move(s, uids[1], "Done", &err), MB_OK);
     CU_ASSERT_TRUE(moved(folder, uids[1], "Done", lens[1]));
-    char *list = messages(&dc, "support", folder);
+    char *list = dovecot_messages(&dc, "support", folder);
     char obj[2048];
-    CU_ASSERT_TRUE(message_object(list, bystander, obj, sizeof(obj)));
+    CU_ASSERT_TRUE(dovecot_message_object(list, bystander, obj, sizeof(obj)));
     free(list);
 
     imap_disable_capability(s, "UIDPLUS"); /* UID COPY + STORE + EXPUNGE */
     CU_ASSERT_EQUAL(imap_move(s, uids[2], "Done", &err), MB_OK);
     CU_ASSERT_TRUE(moved(folder, uids[2], "Done", lens[2]));
 
-    uint32_t last = append(&dc, "support", folder, "Subject: l\r\n\r\nl\r\n", 17, NULL);
+    uint32_t last = dovecot_append(&dc, "support", folder, "Subject: l\r\n\r\nl\r\n", 17, NULL);
     CU_ASSERT_EQUAL(imap_select(s, folder, &f, &err), MB_OK);
     CU_ASSERT_EQUAL(imap_move(s, last, "No Such Target", &err), MB_CONFIG);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.text, "No Such Target"));
@@ -997,17 +691,15 @@ static void test_move_and_fallbacks(void)
 static void test_delete(void)
 {
     const char *folder = "Delete";
-    uint32_t keep = append(&dc, "support", folder, "Subject: k\r\n\r\nk\r\n", 17, NULL);
-    uint32_t drop = append(&dc, "support", folder, "Subject: d\r\n\r\nd\r\n", 17, NULL);
+    uint32_t keep = dovecot_append(&dc, "support", folder, "Subject: k\r\n\r\nk\r\n", 17, NULL);
+    uint32_t drop = dovecot_append(&dc, "support", folder, "Subject: d\r\n\r\nd\r\n", 17, NULL);
     CU_ASSERT_TRUE_FATAL(keep && drop);
-    struct imap_session *s = session();
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     struct imap_folder f;
+    struct imap_session *s = selected(folder, &f);
     struct mb_error err;
-    CU_ASSERT_EQUAL_FATAL(imap_select(s, folder, &f, &err), MB_OK);
     CU_ASSERT_EQUAL(imap_delete(s, drop, &err), MB_OK);
-    CU_ASSERT_EQUAL(has_flag("support", folder, drop, "\\\\Deleted"), -1);
-    CU_ASSERT_EQUAL(has_flag("support", folder, keep, "\\\\Deleted"), 0);
+    CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", folder, drop, "\\\\Deleted"), -1);
+    CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", folder, keep, "\\\\Deleted"), 0);
     imap_close(&s);
 }
 
@@ -1027,7 +719,7 @@ static void test_create_folder(void)
                     MB_OK);
     CU_ASSERT_EQUAL(imap_select(s, "Erledigt & gel\xc3\xb6scht \xf0\x9f\x93\xa8", &f, &err), MB_OK);
     /* the server knows it by its RFC 3501 name (Dovecot would take raw UTF-8 too) */
-    char *list = messages(&dc, "support", "Erledigt &- gel&APY-scht &2D3c6A-");
+    char *list = dovecot_messages(&dc, "support", "Erledigt &- gel&APY-scht &2D3c6A-");
     CU_ASSERT_PTR_NOT_NULL(list);
     free(list);
     CU_ASSERT_EQUAL(imap_create_folder(s, "bad \xc3(", &err), MB_CONFIG);
@@ -1039,12 +731,11 @@ static void test_create_folder(void)
 static void test_idle_reports_new_mail(void)
 {
     const char *folder = "Idle";
-    CU_ASSERT_TRUE_FATAL(append(&dc, "support", folder, "Subject: 1\r\n\r\n1\r\n", 17, NULL));
-    struct imap_session *s = session();
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_TRUE_FATAL(
+        dovecot_append(&dc, "support", folder, "Subject: 1\r\n\r\n1\r\n", 17, NULL));
     struct imap_folder f;
+    struct imap_session *s = selected(folder, &f);
     struct mb_error err;
-    CU_ASSERT_EQUAL_FATAL(imap_select(s, folder, &f, &err), MB_OK);
     bool new_mail = true;
     CU_ASSERT_EQUAL(imap_idle_fd(s), -1);
     CU_ASSERT_EQUAL_FATAL(imap_idle_start(s, &err), MB_OK);
@@ -1053,7 +744,8 @@ static void test_idle_reports_new_mail(void)
     CU_ASSERT_FALSE(new_mail); /* nothing happened */
 
     CU_ASSERT_EQUAL_FATAL(imap_idle_start(s, &err), MB_OK);
-    CU_ASSERT_TRUE(append(&dc, "support", folder, "Subject: 2\r\n\r\n2\r\n", 17, NULL) != 0);
+    CU_ASSERT_TRUE(dovecot_append(&dc, "support", folder, "Subject: 2\r\n\r\n2\r\n", 17, NULL) !=
+                   0);
     struct pollfd p = {.fd = imap_idle_fd(s), .events = POLLIN};
     CU_ASSERT_EQUAL(poll(&p, 1, 5000), 1); /* 5 s: a hang guard, not a speed check */
     CU_ASSERT_EQUAL(imap_idle_done(s, &new_mail, &err), MB_OK);
@@ -1068,16 +760,16 @@ static void test_idle_reports_new_mail(void)
 static void test_noop_reports_exists(void)
 {
     const char *folder = "Noop";
-    CU_ASSERT_TRUE_FATAL(append(&dc, "support", folder, "Subject: 1\r\n\r\n1\r\n", 17, NULL));
-    struct imap_session *s = session();
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_TRUE_FATAL(
+        dovecot_append(&dc, "support", folder, "Subject: 1\r\n\r\n1\r\n", 17, NULL));
     struct imap_folder f;
+    struct imap_session *s = selected(folder, &f);
     struct mb_error err;
-    CU_ASSERT_EQUAL_FATAL(imap_select(s, folder, &f, &err), MB_OK);
     bool new_mail = true;
     CU_ASSERT_EQUAL(imap_noop(s, &new_mail, &err), MB_OK);
     CU_ASSERT_FALSE(new_mail);
-    CU_ASSERT_TRUE(append(&dc, "support", folder, "Subject: 2\r\n\r\n2\r\n", 17, NULL) != 0);
+    CU_ASSERT_TRUE(dovecot_append(&dc, "support", folder, "Subject: 2\r\n\r\n2\r\n", 17, NULL) !=
+                   0);
     CU_ASSERT_EQUAL(imap_noop(s, &new_mail, &err), MB_OK);
     CU_ASSERT_TRUE(new_mail);
     CU_ASSERT_EQUAL(imap_noop(s, &new_mail, &err), MB_OK);
@@ -1096,7 +788,7 @@ static void test_noop_reports_exists(void)
 static void test_server_stopped_is_temp(void)
 {
     struct dovecot own;
-    CU_ASSERT_TRUE_FATAL(dovecot_start(&own));
+    CU_ASSERT_TRUE_FATAL(dovecot_start(&own, "imap", NULL));
     struct imap_settings set;
     settings(&set);
     set.port = own.imaps_port;
@@ -1111,7 +803,7 @@ static void test_server_stopped_is_temp(void)
         CU_ASSERT_EQUAL(imap_select(idle, "INBOX", &f, &err), MB_OK);
         CU_ASSERT_EQUAL(imap_idle_start(idle, &err), MB_OK);
     }
-    dovecot_stop(&own);
+    dovecot_free(&own); /* the server goes away */
     if (s && idle) {
         bool new_mail;
         CU_ASSERT_EQUAL(imap_noop(s, &new_mail, &err), MB_TEMP);
@@ -1132,12 +824,12 @@ static void test_server_stopped_is_temp(void)
 
 static int suite_setup(void)
 {
-    return dovecot_start(&dc) ? 0 : 1;
+    return dovecot_start(&dc, "imap", NULL) ? 0 : 1;
 }
 
 static int suite_teardown(void)
 {
-    dovecot_stop(&dc);
+    dovecot_free(&dc);
     return 0;
 }
 

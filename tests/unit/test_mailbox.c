@@ -6,20 +6,14 @@
  * by settle (twice is harmless), wheres of another mailbox or numbering, a
  * UIDVALIDITY reset, the size limit, spooled batches, IDLE and NOOP waits;
  * POP3 UIDLs across sessions, delete committed by QUIT, keep. */
-#include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "lib/buf.h"
+#include "dovecot_fixture.h"
 #include "lib/xalloc.h"
 #include "transport/mailbox_int.h"
 #include "transport/source.h"
@@ -27,267 +21,7 @@
 
 #define TIMEOUT_MS 30000 /* network bound for a hung test, never asserted */
 
-/* ---- the Dovecot harness ---- */
-
-struct dovecot {
-    pid_t pid;
-    char dir[64]; /* owned temp directory: the state file, messages to append */
-    char state[96];
-    char host[64];
-    unsigned imap_port, imaps_port, pop3s_port;
-    char ca_file[512];
-};
-
 static struct dovecot dc; /* started by the suite setup */
-
-/* json_value - where the value of "KEY" starts in JSON, or NULL */
-static const char *json_value(const char *json, const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof(pat), "\"%s\"", key);
-    const char *p = strstr(json, pat);
-    if (p == NULL)
-        return NULL;
-    p += strlen(pat);
-    while (*p == ' ' || *p == '\n')
-        p++;
-    if (*p++ != ':')
-        return NULL;
-    while (*p == ' ' || *p == '\n')
-        p++;
-    return p;
-}
-
-/* json_string - the string value of KEY into OUT (no escapes expected) */
-static bool json_string(const char *json, const char *key, char *out, size_t size)
-{
-    const char *v = json_value(json, key);
-    if (v == NULL || *v != '"')
-        return false;
-    size_t n = strcspn(v + 1, "\"");
-    snprintf(out, size, "%.*s", (int)n, v + 1);
-    return n < size;
-}
-
-/* json_number - the number value of KEY, -1 when absent */
-static long json_number(const char *json, const char *key)
-{
-    const char *v = json_value(json, key);
-    return v ? strtol(v, NULL, 10) : -1;
-}
-
-/* slurp - the whole file PATH (owned), NULL when it cannot be read */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    struct buf b;
-    buf_init(&b, 0);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        buf_append(&b, chunk, n);
-    fclose(f);
-    return buf_steal(&b);
-}
-
-/* dovecot_start - `dovecot.py serve` and its state file (120 s guards a hang) */
-static bool dovecot_start(struct dovecot *d)
-{
-    memset(d, 0, sizeof(*d));
-    snprintf(d->dir, sizeof(d->dir), "/tmp/mb-test-mailbox-XXXXXX");
-    if (mkdtemp(d->dir) == NULL)
-        return false;
-    snprintf(d->state, sizeof(d->state), "%s/state.json", d->dir);
-    char *script = xstrdup(unit_path("tests/integration/dovecot.py"));
-    fflush(NULL);
-    d->pid = fork();
-    if (d->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a crashed test takes its server along */
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, STDOUT_FILENO);
-        execlp("python3", "python3", script, "serve", "--state-file", d->state, (char *)NULL);
-        _exit(127);
-    }
-    free(script);
-    char *json = NULL;
-    for (int i = 0; i < 1200 && json == NULL; i++) {
-        int status;
-        if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-            fprintf(stderr, "dovecot.py serve exited with %d\n",
-                    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-            d->pid = 0;
-            return false;
-        }
-        nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
-        json = slurp(d->state); /* written atomically: present means complete */
-    }
-    if (json == NULL)
-        return false;
-    bool ok = json_string(json, "host", d->host, sizeof(d->host)) &&
-              json_string(json, "ca_file", d->ca_file, sizeof(d->ca_file));
-    d->imap_port = (unsigned)json_number(json, "imap_port");
-    d->imaps_port = (unsigned)json_number(json, "imaps_port");
-    d->pop3s_port = (unsigned)json_number(json, "pop3s_port");
-    free(json);
-    return ok;
-}
-
-/* dovecot_stop - SIGTERM the harness (it stops Dovecot and cleans up) */
-static void dovecot_stop(struct dovecot *d)
-{
-    if (d->pid > 0) {
-        kill(d->pid, SIGTERM);
-        while (waitpid(d->pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-    }
-    if (d->dir[0] != '\0') {
-        char *msg = xasprintf("%s/message.eml", d->dir);
-        unlink(msg);
-        free(msg);
-        unlink(d->state);
-        rmdir(d->dir);
-    }
-    memset(d, 0, sizeof(*d));
-}
-
-/* cli - `dovecot.py SUB --state-file F ARGS...` (NULL-terminated); its
- * standard output (owned), NULL when it fails. QUIET drops its standard
- * error, for failures the test expects. */
-static char *cli(bool quiet, const char *sub, ...)
-{
-    char *script = xstrdup(unit_path("tests/integration/dovecot.py"));
-    const char *argv[16] = {"python3", script, sub, "--state-file", dc.state};
-    size_t argc = 5;
-    va_list ap;
-    va_start(ap, sub);
-    for (const char *a; argc < 15 && (a = va_arg(ap, const char *)) != NULL;)
-        argv[argc++] = a;
-    va_end(ap);
-    argv[argc] = NULL;
-    int out[2];
-    if (pipe(out) != 0) {
-        free(script);
-        return NULL;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], STDOUT_FILENO);
-        close(out[0]);
-        close(out[1]);
-        int null = quiet ? open("/dev/null", O_WRONLY) : -1;
-        if (null >= 0)
-            dup2(null, STDERR_FILENO);
-        execvp("python3", (char *const *)argv);
-        _exit(127);
-    }
-    free(script);
-    close(out[1]);
-    struct buf b;
-    buf_init(&b, 0);
-    char chunk[4096];
-    ssize_t n;
-    while ((n = read(out[0], chunk, sizeof(chunk))) > 0 || (n < 0 && errno == EINTR))
-        if (n > 0)
-            buf_append(&b, chunk, (size_t)n);
-    close(out[0]);
-    int status = -1;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        buf_free(&b);
-        return NULL;
-    }
-    buf_append(&b, "", 0);
-    return buf_steal(&b);
-}
-
-/* append - LEN bytes of RAW into USER's FOLDER (created if missing); the UID, 0 on failure */
-static uint32_t append(const char *user, const char *folder, const char *raw, size_t len)
-{
-    char *path = xasprintf("%s/message.eml", dc.dir);
-    FILE *f = fopen(path, "wb");
-    bool written = f != NULL && fwrite(raw, 1, len, f) == len;
-    if (f != NULL && fclose(f) != 0)
-        written = false;
-    char *out = written ? cli(false, "append", user, folder, path, NULL) : NULL;
-    free(path);
-    uint32_t uid = out ? (uint32_t)strtoul(out, NULL, 10) : 0;
-    free(out);
-    return uid;
-}
-
-/* message_object - the {...} of UID in a `messages` list, into OUT */
-static bool message_object(const char *list, uint32_t uid, char *out, size_t size)
-{
-    for (const char *p = list ? strchr(list, '{') : NULL; p != NULL; p = strchr(p + 1, '{')) {
-        const char *end = strchr(p, '}');
-        if (end == NULL)
-            return false;
-        snprintf(out, size, "%.*s", (int)(end - p + 1), p);
-        if (json_number(out, "uid") == (long)uid)
-            return true;
-    }
-    return false;
-}
-
-/* flag_state - 1 when UID in support's FOLDER carries FLAG (as JSON writes
- * it: "\\\\Seen"), 0 when not, -1 when the message is not there */
-static int flag_state(const char *folder, uint32_t uid, const char *flag_json)
-{
-    char *list = cli(false, "messages", "support", folder, NULL);
-    char obj[2048], quoted[128];
-    int r = -1;
-    if (message_object(list, uid, obj, sizeof(obj))) {
-        snprintf(quoted, sizeof(quoted), "\"%s\"", flag_json);
-        r = strstr(obj, quoted) != NULL;
-    }
-    free(list);
-    return r;
-}
-
-/* count_messages - how many messages USER's FOLDER holds; -1 when it does
- * not exist (or the harness fails: then other checks fail too) */
-static long count_messages(const char *user, const char *folder)
-{
-    char *list = cli(true, "messages", user, folder, NULL);
-    if (list == NULL)
-        return -1;
-    long n = 0;
-    for (const char *p = list; (p = strstr(p, "\"uid\"")) != NULL; p++)
-        n++;
-    free(list);
-    return n;
-}
-
-/* has_size - whether USER's FOLDER holds a message of SIZE bytes */
-static bool has_size(const char *user, const char *folder, size_t size)
-{
-    char *list = cli(false, "messages", user, folder, NULL);
-    char needle[64];
-    snprintf(needle, sizeof(needle), "\"size\": %zu,", size);
-    bool found = list != NULL && strstr(list, needle) != NULL;
-    free(list);
-    return found;
-}
-
-/* make_message - a CRLF message of about SIZE bytes naming SUBJECT; owned */
-static char *make_message(const char *subject, size_t size, size_t *len_r)
-{
-    struct buf b;
-    buf_init(&b, 0);
-    buf_printf(&b,
-               "From: Customer <customer@example.com>\r\nTo: support@example.com\r\n"
-               "Subject: %s\r\nMessage-ID: <%s@example.com>\r\n\r\n",
-               subject, subject);
-    for (unsigned line = 0; b.len < size; line++)
-        buf_printf(&b, "line %08u of %s: the quick brown fox jumps over the lazy dog\r\n", line,
-                   subject);
-    *len_r = b.len;
-    return buf_steal(&b);
-}
 
 /* ---- an in-memory struct source_memory ---- */
 
@@ -420,6 +154,14 @@ static struct source *open_box(const struct box *b, struct memory *m)
     return src;
 }
 
+/* open_ok - open_box that must succeed (FATAL otherwise) */
+static struct source *open_ok(const struct box *b, struct memory *m)
+{
+    struct source *src = open_box(b, m);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    return src;
+}
+
 /* next_is - the next message must be LEN bytes of RAW; its where (owned), or NULL */
 static char *next_is(struct source *src, const char *raw, size_t len, struct source_msg *msg)
 {
@@ -460,18 +202,6 @@ static uint32_t uid_of(const char *where)
 {
     const char *p = where ? strstr(where, ";UID=") : NULL;
     return p ? (uint32_t)strtoul(p + 5, NULL, 10) : 0;
-}
-
-/* fill - COUNT distinct messages in support's FOLDER: texts (owned), lengths, UIDs */
-static void fill(const char *folder, unsigned count, size_t size, char **raws, size_t *lens,
-                 uint32_t *uids)
-{
-    for (unsigned i = 0; i < count; i++) {
-        char subject[64];
-        snprintf(subject, sizeof(subject), "%s-%u", folder, i);
-        raws[i] = make_message(subject, size + i * 37, &lens[i]);
-        uids[i] = append("support", folder, raws[i], lens[i]);
-    }
 }
 
 /* ---- URL and settings ---- */
@@ -680,14 +410,13 @@ static void test_imap_order_bytes_checkpoint(void)
     char *raws[4];
     size_t lens[4];
     uint32_t uids[4];
-    fill(folder, 3, 900, raws, lens, uids);
+    dovecot_fill(&dc, "support", folder, 3, 900, raws, lens, uids);
     CU_ASSERT_TRUE_FATAL(uids[0] && uids[2] == uids[0] + 2);
     struct box b;
     imap_box(&b, folder);
     struct memory m;
     memory_init(&m);
-    struct source *src = open_box(&b, &m);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    struct source *src = open_ok(&b, &m);
     CU_ASSERT_TRUE(source_is_mailbox(src));
     char name[256];
     snprintf(name, sizeof(name), "imap://support@%s:%u/%s", dc.host, dc.imaps_port, folder);
@@ -709,27 +438,24 @@ static void test_imap_order_bytes_checkpoint(void)
     source_close(&src);
     CU_ASSERT_EQUAL(m.next_uid[0], uids[1] + 1);
     for (unsigned i = 0; i < 3; i++) /* reading never sets \Seen */
-        CU_ASSERT_EQUAL(flag_state(folder, uids[i], "\\\\Seen"), 0);
+        CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", folder, uids[i], "\\\\Seen"), 0);
 
     /* the message not handed comes again; then nothing */
-    src = open_box(&b, &m);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    src = open_ok(&b, &m);
     char *where = next_is(src, raws[2], lens[2], &msg);
     handed(src, &msg);
     free(where);
     next_none(src);
     source_close(&src);
     CU_ASSERT_EQUAL(m.next_uid[0], uids[2] + 1);
-    src = open_box(&b, &m);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    src = open_ok(&b, &m);
     next_none(src);
     source_close(&src);
 
     /* new mail after a reopen: only it */
-    raws[3] = make_message("Three-late", 700, &lens[3]);
-    uids[3] = append("support", folder, raws[3], lens[3]);
-    src = open_box(&b, &m);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    raws[3] = dovecot_make_message("Three-late", 700, &lens[3]);
+    uids[3] = dovecot_append(&dc, "support", folder, raws[3], lens[3], NULL);
+    src = open_ok(&b, &m);
     where = next_is(src, raws[3], lens[3], &msg);
     CU_ASSERT_EQUAL(uid_of(where), uids[3]);
     handed(src, &msg);
@@ -751,15 +477,14 @@ static void test_imap_batches(void)
     char *raws[5];
     size_t lens[5];
     uint32_t uids[5];
-    fill(folder, 5, 1500, raws, lens, uids);
+    dovecot_fill(&dc, "support", folder, 5, 1500, raws, lens, uids);
     CU_ASSERT_TRUE_FATAL(uids[4] != 0);
     struct box b;
     imap_box(&b, folder);
     b.s.batch_size = 2;
     struct memory m;
     memory_init(&m);
-    struct source *src = open_box(&b, &m);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    struct source *src = open_ok(&b, &m);
     struct source_msg msg;
     for (unsigned i = 0; i < 5; i++) {
         free(next_is(src, raws[i], lens[i], &msg));
@@ -787,8 +512,8 @@ static void test_imap_batches(void)
 static uint32_t settle_one(const char *folder, const char *action, size_t *size_r)
 {
     size_t len;
-    char *raw = make_message(folder, 600, &len);
-    uint32_t uid = append("support", folder, raw, len);
+    char *raw = dovecot_make_message(folder, 600, &len);
+    uint32_t uid = dovecot_append(&dc, "support", folder, raw, len, NULL);
     CU_ASSERT_TRUE(uid != 0);
     struct box b;
     imap_box(&b, folder);
@@ -820,34 +545,35 @@ static void test_imap_actions(void)
 {
     size_t size;
     uint32_t uid = settle_one("ActKeep", "keep", &size);
-    CU_ASSERT_EQUAL(flag_state("ActKeep", uid, "\\\\Seen"), 0);
+    CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", "ActKeep", uid, "\\\\Seen"), 0);
 
     uid = settle_one("ActSeen", "seen", &size);
-    CU_ASSERT_EQUAL(flag_state("ActSeen", uid, "\\\\Seen"), 1);
+    CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", "ActSeen", uid, "\\\\Seen"), 1);
 
     uid = settle_one("ActKeyword", "keyword:$Ticketed", &size);
-    CU_ASSERT_EQUAL(flag_state("ActKeyword", uid, "$Ticketed"), 1);
-    CU_ASSERT_EQUAL(flag_state("ActKeyword", uid, "\\\\Seen"), 0);
+    CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", "ActKeyword", uid, "$Ticketed"), 1);
+    CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", "ActKeyword", uid, "\\\\Seen"), 0);
 
-    CU_ASSERT_EQUAL(count_messages("support", "Done"), -1); /* created by the move */
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "support", "Done"), -1); /* created by the move */
     uid = settle_one("ActMove", "move:Done", &size);
-    CU_ASSERT_EQUAL(count_messages("support", "ActMove"), 0);
-    CU_ASSERT_EQUAL(count_messages("support", "Done"), 1);
-    CU_ASSERT_TRUE(has_size("support", "Done", size));
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "support", "ActMove"), 0);
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "support", "Done"), 1);
+    CU_ASSERT_TRUE(dovecot_has_size(&dc, "support", "Done", size));
 
     uid = settle_one("ActDelete", "delete", &size);
-    CU_ASSERT_EQUAL(count_messages("support", "ActDelete"), 0);
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "support", "ActDelete"), 0);
 }
 
 static void test_imap_over_limit_quarantined(void)
 {
     const char *folder = "Limit";
     size_t len[3];
-    char *raw[3] = {make_message("limit-a", 500, &len[0]), make_message("limit-big", 5000, &len[1]),
-                    make_message("limit-c", 700, &len[2])};
+    char *raw[3] = {dovecot_make_message("limit-a", 500, &len[0]),
+                    dovecot_make_message("limit-big", 5000, &len[1]),
+                    dovecot_make_message("limit-c", 700, &len[2])};
     uint32_t uid[3];
     for (int i = 0; i < 3; i++)
-        uid[i] = append("support", folder, raw[i], len[i]);
+        uid[i] = dovecot_append(&dc, "support", folder, raw[i], len[i], NULL);
     CU_ASSERT_TRUE_FATAL(uid[2] != 0);
     struct box b;
     imap_box(&b, folder);
@@ -855,8 +581,7 @@ static void test_imap_over_limit_quarantined(void)
     b.s.quarantine_folder = "Quarantine";
     struct memory m;
     memory_init(&m);
-    struct source *src = open_box(&b, &m);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    struct source *src = open_ok(&b, &m);
     struct source_msg msg;
     free(next_is(src, raw[0], len[0], &msg));
     handed(src, &msg);
@@ -870,10 +595,10 @@ static void test_imap_over_limit_quarantined(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err.text, "larger than 2000 bytes"));
     char *where = source_where(src, &msg);
     CU_ASSERT_EQUAL(uid_of(where), uid[1]);
-    CU_ASSERT_EQUAL(count_messages("support", "Quarantine"), -1);
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "support", "Quarantine"), -1);
     CU_ASSERT_EQUAL(source_settle(src, where, SOURCE_QUARANTINED, &err), MB_OK);
-    CU_ASSERT_EQUAL(count_messages("support", folder), 2);
-    CU_ASSERT_TRUE(has_size("support", "Quarantine", len[1]));
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "support", folder), 2);
+    CU_ASSERT_TRUE(dovecot_has_size(&dc, "support", "Quarantine", len[1]));
     handed(src, &msg);
 
     /* and the next one follows */
@@ -895,7 +620,7 @@ static void test_imap_over_limit_quarantined(void)
     other = xasprintf("%s:UID=%u", src->name, uid[2]);
     CU_ASSERT_EQUAL(source_settle(src, other, SOURCE_QUARANTINED, &err), MB_PERM);
     free(other);
-    CU_ASSERT_EQUAL(count_messages("support", folder), 2); /* none of those moved anything */
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "support", folder), 2); /* none of those moved anything */
     free(where);
     source_close(&src);
 
@@ -903,11 +628,10 @@ static void test_imap_over_limit_quarantined(void)
     b.s.quarantine_folder = NULL;
     memory_free(&m);
     memory_init(&m);
-    src = open_box(&b, &m);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    src = open_ok(&b, &m);
     where = next_is(src, raw[0], len[0], &msg);
     CU_ASSERT_EQUAL(where ? source_settle(src, where, SOURCE_QUARANTINED, &err) : MB_TEMP, MB_OK);
-    CU_ASSERT_EQUAL(count_messages("support", folder), 2);
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "support", folder), 2);
     free(where);
     source_close(&src);
     memory_free(&m);
@@ -921,15 +645,14 @@ static void test_imap_uidvalidity_reset(void)
     char *raws[3];
     size_t lens[3];
     uint32_t uids[3];
-    fill(folder, 3, 800, raws, lens, uids);
+    dovecot_fill(&dc, "support", folder, 3, 800, raws, lens, uids);
     CU_ASSERT_TRUE_FATAL(uids[2] != 0);
     struct box b;
     imap_box(&b, folder);
     b.s.action = MAILBOX_SEEN;
     struct memory m;
     memory_init(&m);
-    struct source *src = open_box(&b, &m);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    struct source *src = open_ok(&b, &m);
     struct source_msg msg;
     char *old_where = NULL;
     for (unsigned i = 0; i < 3; i++) {
@@ -944,18 +667,15 @@ static void test_imap_uidvalidity_reset(void)
     source_close(&src);
     uint32_t old_validity = m.validity[0];
 
-    char *out = cli(false, "reset-uidvalidity", "support", folder, NULL);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
-    uint32_t validity = (uint32_t)strtoul(out, NULL, 10);
-    free(out);
+    uint32_t validity = dovecot_reset_uidvalidity(&dc, "support", folder);
+    CU_ASSERT_NOT_EQUAL_FATAL(validity, 0);
     CU_ASSERT_NOT_EQUAL_FATAL(validity, old_validity);
     /* the harness numbers on from the old UIDNEXT; a rebuilt folder may as
      * well start low, under where the old numbering had got to */
     m.next_uid[0] = 1000000;
 
     /* all again, from UID 1 of the new numbering, byte for byte */
-    src = open_box(&b, &m);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    src = open_ok(&b, &m);
     uint32_t last = 0;
     for (unsigned i = 0; i < 3; i++) {
         char *where = next_is(src, raws[i], lens[i], &msg);
@@ -974,10 +694,9 @@ static void test_imap_uidvalidity_reset(void)
     struct mb_error err;
     CU_ASSERT_EQUAL(old_where ? source_settle(src, old_where, SOURCE_DONE, &err) : MB_OK, MB_PERM);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.text, "renumbered"));
-    CU_ASSERT_EQUAL(flag_state(folder, last, "\\\\Seen"), 0);
+    CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", folder, last, "\\\\Seen"), 0);
     source_close(&src);
-    src = open_box(&b, &m);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    src = open_ok(&b, &m);
     next_none(src);
     source_close(&src);
     free(old_where);
@@ -989,7 +708,7 @@ static void test_imap_uidvalidity_reset(void)
 /* spooled_mapping - whether this process maps a deleted file of DIR */
 static bool spooled_mapping(const char *dir)
 {
-    char *maps = slurp("/proc/self/maps");
+    char *maps = dovecot_read_file("/proc/self/maps");
     bool found = false;
     for (const char *p = maps; p != NULL && !found && (p = strstr(p, dir)) != NULL; p++) {
         const char *eol = strchr(p, '\n');
@@ -1004,11 +723,11 @@ static void test_imap_spooled_batches(void)
 {
     const char *folder = "Spooled";
     size_t len[3];
-    char *raw[3] = {make_message("spool-1", 9 << 20, &len[0]),
-                    make_message("spool-2", 9 << 20, &len[1]),
-                    make_message("spool-3", 1000, &len[2])};
+    char *raw[3] = {dovecot_make_message("spool-1", 9 << 20, &len[0]),
+                    dovecot_make_message("spool-2", 9 << 20, &len[1]),
+                    dovecot_make_message("spool-3", 1000, &len[2])};
     for (int i = 0; i < 3; i++)
-        CU_ASSERT_TRUE_FATAL(append("support", folder, raw[i], len[i]) != 0);
+        CU_ASSERT_TRUE_FATAL(dovecot_append(&dc, "support", folder, raw[i], len[i], NULL) != 0);
     char spool[] = "/tmp/mb-test-mbox-spool-XXXXXX";
     CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(spool));
     struct box b;
@@ -1016,8 +735,7 @@ static void test_imap_spooled_batches(void)
     b.s.spool_dir = spool;
     struct memory m;
     memory_init(&m);
-    struct source *src = open_box(&b, &m);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    struct source *src = open_ok(&b, &m);
     struct source_msg msg;
     for (int i = 0; i < 3; i++) {
         free(next_is(src, raw[i], len[i], &msg));
@@ -1039,11 +757,11 @@ static void test_imap_spooled_batches(void)
  * the wait, next() returns it. With IDLE the descriptor turns readable. */
 static void wait_and_fetch(struct box *b, const char *folder, bool expect_fd)
 {
-    CU_ASSERT_TRUE_FATAL(append("support", folder, "Subject: 0\r\n\r\n0\r\n", 17) != 0);
+    CU_ASSERT_TRUE_FATAL(
+        dovecot_append(&dc, "support", folder, "Subject: 0\r\n\r\n0\r\n", 17, NULL) != 0);
     struct memory m;
     memory_init(&m);
-    struct source *src = open_box(b, &m);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    struct source *src = open_ok(b, &m);
     struct source_msg msg;
     free(next_is(src, "Subject: 0\r\n\r\n0\r\n", 17, &msg));
     handed(src, &msg);
@@ -1053,8 +771,8 @@ static void wait_and_fetch(struct box *b, const char *folder, bool expect_fd)
     CU_ASSERT_EQUAL_FATAL(src->ops->idle_begin(src, &fd, &err), MB_OK);
     CU_ASSERT_EQUAL(fd >= 0, expect_fd);
     size_t len;
-    char *raw = make_message(folder, 400, &len);
-    CU_ASSERT_TRUE(append("support", folder, raw, len) != 0);
+    char *raw = dovecot_make_message(folder, 400, &len);
+    CU_ASSERT_TRUE(dovecot_append(&dc, "support", folder, raw, len, NULL) != 0);
     if (fd >= 0) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         CU_ASSERT_EQUAL(poll(&p, 1, 5000), 1); /* 5 s: a hang guard, not a speed check */
@@ -1094,15 +812,14 @@ static void test_pop3_uidls_across_sessions(void)
     for (unsigned i = 0; i < 3; i++) {
         char subject[32];
         snprintf(subject, sizeof(subject), "pop-%u", i);
-        raws[i] = make_message(subject, 800 + 100 * i, &lens[i]);
-        CU_ASSERT_TRUE_FATAL(append("sales", "INBOX", raws[i], lens[i]) != 0);
+        raws[i] = dovecot_make_message(subject, 800 + 100 * i, &lens[i]);
+        CU_ASSERT_TRUE_FATAL(dovecot_append(&dc, "sales", "INBOX", raws[i], lens[i], NULL) != 0);
     }
     struct box b;
     pop3_box(&b);
     struct memory m;
     memory_init(&m);
-    struct source *src = open_box(&b, &m);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    struct source *src = open_ok(&b, &m);
     char name[256];
     snprintf(name, sizeof(name), "pop3://sales@%s:%u", dc.host, dc.pop3s_port);
     CU_ASSERT_STRING_EQUAL(src->name, name);
@@ -1129,11 +846,10 @@ static void test_pop3_uidls_across_sessions(void)
     next_none(src);
     source_close(&src);
     /* another source with the same memory: nothing; keep left all three */
-    src = open_box(&b, &m);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    src = open_ok(&b, &m);
     next_none(src);
     source_close(&src);
-    CU_ASSERT_EQUAL(count_messages("sales", "INBOX"), 3);
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "sales", "INBOX"), 3);
     memory_free(&m);
     for (unsigned i = 0; i < 3; i++)
         free(raws[i]);
@@ -1141,13 +857,13 @@ static void test_pop3_uidls_across_sessions(void)
 
 static void test_pop3_delete_at_quit(void)
 {
-    long before = count_messages("sales", "INBOX");
+    long before = dovecot_count(&dc, "sales", "INBOX");
     size_t len;
-    char *raw = make_message("pop-delete", 1234, &len);
-    CU_ASSERT_TRUE_FATAL(append("sales", "INBOX", raw, len) != 0);
+    char *raw = dovecot_make_message("pop-delete", 1234, &len);
+    CU_ASSERT_TRUE_FATAL(dovecot_append(&dc, "sales", "INBOX", raw, len, NULL) != 0);
     size_t big_len;
-    char *big = make_message("pop-big", 6000, &big_len);
-    CU_ASSERT_TRUE_FATAL(append("sales", "INBOX", big, big_len) != 0);
+    char *big = dovecot_make_message("pop-big", 6000, &big_len);
+    CU_ASSERT_TRUE_FATAL(dovecot_append(&dc, "sales", "INBOX", big, big_len, NULL) != 0);
     struct box b;
     pop3_box(&b);
     b.s.action = MAILBOX_DELETE;
@@ -1155,8 +871,7 @@ static void test_pop3_delete_at_quit(void)
     struct memory m;
     memory_init(&m);
     /* a fresh memory: what the previous test left comes first */
-    struct source *src = open_box(&b, &m);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    struct source *src = open_ok(&b, &m);
     struct source_msg msg;
     bool got;
     struct mb_error err;
@@ -1182,18 +897,18 @@ static void test_pop3_delete_at_quit(void)
     char *other = xasprintf("pop3://sales@elsewhere:995:UIDL=x");
     CU_ASSERT_EQUAL(source_settle(src, other, SOURCE_DONE, &err), MB_PERM);
     free(other);
-    CU_ASSERT_TRUE(has_size("sales", "INBOX", len)); /* DELE waits for QUIT */
+    CU_ASSERT_TRUE(dovecot_has_size(&dc, "sales", "INBOX", len)); /* DELE waits for QUIT */
     int fd;
     CU_ASSERT_EQUAL(src->ops->idle_begin(src, &fd, &err), MB_OK);
-    CU_ASSERT_FALSE(has_size("sales", "INBOX", len));
-    CU_ASSERT_TRUE(has_size("sales", "INBOX", big_len));
-    CU_ASSERT_EQUAL(count_messages("sales", "INBOX"), before + 1);
+    CU_ASSERT_FALSE(dovecot_has_size(&dc, "sales", "INBOX", len));
+    CU_ASSERT_TRUE(dovecot_has_size(&dc, "sales", "INBOX", big_len));
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "sales", "INBOX"), before + 1);
     /* settling it again in a new session: already gone, fine */
     CU_ASSERT_EQUAL(src->ops->idle_end(src, &err), MB_OK);
     CU_ASSERT_EQUAL(source_settle(src, where, SOURCE_DONE, &err), MB_OK);
     next_none(src);
     source_close(&src);
-    CU_ASSERT_EQUAL(count_messages("sales", "INBOX"), before + 1);
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "sales", "INBOX"), before + 1);
     free(where);
     free(big_where);
     memory_free(&m);
@@ -1203,12 +918,12 @@ static void test_pop3_delete_at_quit(void)
 
 static int suite_setup(void)
 {
-    return dovecot_start(&dc) ? 0 : 1;
+    return dovecot_start(&dc, "mailbox", NULL) ? 0 : 1;
 }
 
 static int suite_teardown(void)
 {
-    dovecot_stop(&dc);
+    dovecot_free(&dc);
     return 0;
 }
 

@@ -6,258 +6,40 @@
  * fake server covers what Dovecot never does: refuse STLS, hang up in the
  * middle of an answer on clear text, lie about sizes, send NUL bytes. */
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "dovecot_fixture.h"
 #include "lib/buf.h"
-#include "lib/xalloc.h"
 #include "transport/pop3.h"
 #include "unit.h"
 
-#define DOVECOT_START_TRIES 1200 /* x 100 ms: key generation and start-up on a loaded machine */
-#define TEST_TIMEOUT_MS 20000    /* a bound for a hung test, never asserted */
+#define TEST_TIMEOUT_MS 20000 /* a bound for a hung test, never asserted */
 
 /* ---- the Dovecot harness ---- */
 
-struct dovecot {
-    pid_t pid;    /* 0 when not running */
-    char dir[64]; /* owned temp directory: state file, messages to append */
-    char *state;  /* owned: path of the state file */
-    char *host;   /* owned */
-    unsigned pop3_port, pop3s_port;
-    char *ca_file, *bad_ca_file; /* owned */
-    char *log_file;              /* owned: Dovecot's log */
-};
-
 static struct dovecot dc;
-
-/* slurp - the whole file PATH (owned), NULL when it cannot be read */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    struct buf b;
-    buf_init(&b, 0);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        buf_append(&b, chunk, n);
-    fclose(f);
-    return buf_steal(&b);
-}
-
-/* json_value - where the value of "KEY" starts in the flat JSON object
- * JSON (borrowed), NULL when the key is absent */
-static const char *json_value(const char *json, const char *key)
-{
-    char *pattern = xasprintf("\"%s\"", key);
-    const char *p = strstr(json, pattern);
-    free(pattern);
-    if (p == NULL)
-        return NULL;
-    p += strlen(key) + 2;
-    p += strspn(p, " \t\r\n");
-    if (*p++ != ':')
-        return NULL;
-    return p + strspn(p, " \t\r\n");
-}
-
-/* json_string - the string value of KEY (owned; \" and \\ undone), NULL if none */
-static char *json_string(const char *json, const char *key)
-{
-    const char *p = json_value(json, key);
-    if (p == NULL || *p != '"')
-        return NULL;
-    struct buf b;
-    buf_init(&b, 0);
-    for (p++; *p != '\0' && *p != '"'; p++) {
-        if (*p == '\\' && p[1] != '\0')
-            p++;
-        buf_append(&b, p, 1);
-    }
-    return buf_steal(&b);
-}
-
-/* json_number - the number value of KEY, -1 if none */
-static long json_number(const char *json, const char *key)
-{
-    const char *p = json_value(json, key);
-    return p != NULL && *p >= '0' && *p <= '9' ? strtol(p, NULL, 10) : -1;
-}
-
-/* dovecot_stop - SIGTERM the harness (it stops Dovecot and cleans up) */
-static void dovecot_stop(struct dovecot *d)
-{
-    if (d->pid > 0) {
-        kill(d->pid, SIGTERM);
-        waitpid(d->pid, NULL, 0);
-        d->pid = 0;
-    }
-}
-
-/* dovecot_free - stop if needed and forget everything */
-static void dovecot_free(struct dovecot *d)
-{
-    dovecot_stop(d);
-    if (d->state != NULL)
-        unlink(d->state);
-    if (d->dir[0] != '\0') {
-        char *msg = xasprintf("%s/message.eml", d->dir);
-        unlink(msg);
-        free(msg);
-        rmdir(d->dir);
-    }
-    free(d->state);
-    free(d->host);
-    free(d->ca_file);
-    free(d->bad_ca_file);
-    free(d->log_file);
-    memset(d, 0, sizeof(*d));
-}
-
-/* dovecot_start - run `dovecot.py serve` for USERS and wait for its state
- * file; false (with a line on stderr) when it does not come up */
-static bool dovecot_start(struct dovecot *d, const char *users)
-{
-    memset(d, 0, sizeof(*d));
-    snprintf(d->dir, sizeof(d->dir), "/tmp/mb-pop3-XXXXXX");
-    if (mkdtemp(d->dir) == NULL) {
-        perror("mkdtemp");
-        d->dir[0] = '\0';
-        return false;
-    }
-    d->state = xasprintf("%s/state.json", d->dir);
-    char *script = xstrdup(unit_path("tests/integration/dovecot.py"));
-    const char *argv[] = {"python3", script,    "serve", "--state-file",
-                          d->state,  "--users", users,   NULL};
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        if (null >= 0)
-            dup2(null, STDOUT_FILENO);
-        execvp("python3", (char *const *)argv);
-        _exit(127);
-    }
-    free(script);
-    if (pid < 0) {
-        perror("fork");
-        return false;
-    }
-    d->pid = pid;
-    char *json = NULL;
-    for (int i = 0; i < DOVECOT_START_TRIES && json == NULL; i++) {
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            fprintf(stderr, "dovecot.py serve exited before it was ready (status %d)\n",
-                    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-            d->pid = 0;
-            return false;
-        }
-        nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
-        json = slurp(d->state); /* written atomically: present means complete */
-    }
-    if (json == NULL) {
-        fprintf(stderr, "dovecot.py serve did not write %s\n", d->state);
-        return false;
-    }
-    d->host = json_string(json, "host");
-    d->ca_file = json_string(json, "ca_file");
-    d->bad_ca_file = json_string(json, "bad_ca_file");
-    d->log_file = json_string(json, "log_file");
-    long pop3 = json_number(json, "pop3_port"), pop3s = json_number(json, "pop3s_port");
-    free(json);
-    if (d->host == NULL || d->ca_file == NULL || d->bad_ca_file == NULL || d->log_file == NULL ||
-        pop3 <= 0 || pop3s <= 0) {
-        fprintf(stderr, "%s lacks host, ports, CA files or log file\n", d->state);
-        return false;
-    }
-    d->pop3_port = (unsigned)pop3;
-    d->pop3s_port = (unsigned)pop3s;
-    return true;
-}
-
-/* cli - run `dovecot.py SUB --state-file F ARGS...` (ARGS NULL-terminated);
- * its standard output (owned), or NULL when it fails */
-static char *cli(const char *sub, ...)
-{
-    char *script = xstrdup(unit_path("tests/integration/dovecot.py"));
-    const char *argv[16] = {"python3", script, sub, "--state-file", dc.state};
-    size_t argc = 5;
-    va_list ap;
-    va_start(ap, sub);
-    for (const char *a; argc < 15 && (a = va_arg(ap, const char *)) != NULL;)
-        argv[argc++] = a;
-    va_end(ap);
-    argv[argc] = NULL;
-    int out[2];
-    CU_ASSERT_EQUAL_FATAL(pipe(out), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    CU_ASSERT_TRUE_FATAL(pid >= 0);
-    if (pid == 0) {
-        dup2(out[1], STDOUT_FILENO);
-        close(out[0]);
-        close(out[1]);
-        execvp("python3", (char *const *)argv);
-        _exit(127);
-    }
-    free(script);
-    close(out[1]);
-    struct buf b;
-    buf_init(&b, 0);
-    char chunk[4096];
-    ssize_t n;
-    while ((n = read(out[0], chunk, sizeof(chunk))) > 0)
-        buf_append(&b, chunk, (size_t)n);
-    close(out[0]);
-    int status = -1;
-    waitpid(pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "dovecot.py %s failed (status %d)\n", sub, status);
-        buf_free(&b);
-        return NULL;
-    }
-    return buf_steal(&b);
-}
 
 /* append - store LEN bytes of RAW in USER's INBOX through IMAP; the UID */
 static long append(const char *user, const char *raw, size_t len)
 {
-    char *path = xasprintf("%s/message.eml", dc.dir);
-    FILE *f = fopen(path, "wb");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    CU_ASSERT_EQUAL(fwrite(raw, 1, len, f), len);
-    CU_ASSERT_EQUAL_FATAL(fclose(f), 0);
-    char *out = cli("append", user, "INBOX", path, NULL);
-    free(path);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
-    long uid = strtol(out, NULL, 10);
-    free(out);
+    uint32_t uid = dovecot_append(&dc, user, "INBOX", raw, len, NULL);
     CU_ASSERT_TRUE_FATAL(uid > 0);
-    return uid;
+    return (long)uid;
 }
 
 /* inbox_count - how many messages USER's INBOX holds, as IMAP sees it */
 static size_t inbox_count(const char *user)
 {
-    char *out = cli("messages", user, "INBOX", NULL);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
-    size_t count = 0;
-    for (const char *p = out; (p = strstr(p, "\"uid\"")) != NULL; p++)
-        count++;
-    free(out);
-    return count;
+    long count = dovecot_count(&dc, user, "INBOX");
+    CU_ASSERT_TRUE_FATAL(count >= 0);
+    return (size_t)count;
 }
 
 /* make_message - a message of about SIZE bytes (owned, length in *LEN_R)
@@ -372,14 +154,6 @@ static void quit_and_close(struct pop3_session **sess)
     CU_ASSERT_PTR_NULL(*sess);
 }
 
-/* server_log - everything Dovecot logged so far (owned) */
-static char *server_log(void)
-{
-    char *log = slurp(dc.log_file);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
-    return log;
-}
-
 /* ---- against Dovecot ---- */
 
 static void test_tls_verified_both_ways(void)
@@ -418,9 +192,8 @@ static void test_tls_verified_both_ways(void)
 static void test_untrusted_certificate_is_down_before_credentials(void)
 {
     static const enum pop3_tls modes[] = {POP3_TLS_IMPLICIT, POP3_TLS_STLS};
-    char *before = server_log();
-    size_t skip = strlen(before);
-    free(before);
+    long offset = dovecot_log_size(&dc);
+    CU_ASSERT_TRUE_FATAL(offset >= 0);
     for (size_t i = 0; i < 2; i++) {
         struct pop3_settings s;
         settings_for(&s, "untrusted", "pw", modes[i]);
@@ -432,20 +205,10 @@ static void test_untrusted_certificate_is_down_before_credentials(void)
         CU_ASSERT_PTR_NOT_NULL(strstr(err.text, "verification failed"));
     }
     /* Dovecot writes the disconnect lines a moment after we hang up */
-    char *log = NULL;
-    for (int tries = 0; tries < 100; tries++) {
-        free(log);
-        log = server_log();
-        const char *fresh = log + skip;
-        const char *first = strstr(fresh, "Disconnected");
-        if (first != NULL && strstr(first + 1, "Disconnected") != NULL)
-            break;
-        nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
-    }
-    const char *fresh = log + skip;
+    char *fresh = dovecot_log_since(&dc, offset, "Disconnected", 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(fresh, "no auth attempts"));
     CU_ASSERT_PTR_NULL(strstr(fresh, "user=<untrusted>"));
-    free(log);
+    free(fresh);
 
     /* the same server with verification switched off */
     struct pop3_settings s;
@@ -973,23 +736,14 @@ static void test_bad_settings_are_config(void)
 
 /* ---- suites ---- */
 
-/* setup_with - start Dovecot for USERS; CUnit skips the teardown of a
- * suite whose setup failed, so clean up here then */
-static int setup_with(const char *users)
+static int suite_setup(void)
 {
-    if (dovecot_start(&dc, users))
-        return 0;
-    dovecot_free(&dc);
-    return -1;
+    static const char users[] = "support:secret,untrusted:pw,lister:pw,retriever:pw,limited:pw,"
+                                "deleter:pw,keeper:pw";
+    return dovecot_start(&dc, "pop3", users) ? 0 : -1;
 }
 
-static int dovecot_setup(void)
-{
-    return setup_with("support:secret,untrusted:pw,lister:pw,retriever:pw,limited:pw,"
-                      "deleter:pw,keeper:pw");
-}
-
-static int dovecot_teardown(void)
+static int suite_teardown(void)
 {
     dovecot_free(&dc);
     return 0;
@@ -997,7 +751,7 @@ static int dovecot_teardown(void)
 
 static int loss_setup(void)
 {
-    return setup_with("support:secret");
+    return dovecot_start(&dc, "pop3", "support:secret") ? 0 : -1;
 }
 
 int main(void)
@@ -1030,8 +784,8 @@ int main(void)
     };
     static const struct unit_suite suites[] = {
         {"pop3+fake", fake_tests, NULL, NULL},
-        {"pop3+dovecot", dovecot_tests, dovecot_setup, dovecot_teardown},
-        {"pop3+dovecot stopping", loss_tests, loss_setup, dovecot_teardown},
+        {"pop3+dovecot", dovecot_tests, suite_setup, suite_teardown},
+        {"pop3+dovecot stopping", loss_tests, loss_setup, suite_teardown},
         {NULL, NULL, NULL, NULL},
     };
     return unit_run(suites);
