@@ -3,14 +3,17 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app/app.h"
 #include "connectors/mail_json.h"
 #include "core/thread.h"
+#include "lib/xalloc.h"
 #include "mime/mime.h"
 #include "transport/source.h"
 
 struct parse_run {
+    struct conf *example;               /* owned: the stand-in config of a run without one */
     struct app *app;
     struct mime_limits limits;
     struct source_settings source;
@@ -28,7 +31,8 @@ static void parse_usage(FILE *out)
             "A message that cannot be parsed prints {\"source\":..,\"error\":..,\"status\":\"perm\"}.\n\n"
             "options:\n"
             "  --connector NAME  print the request [connector NAME] of the config would send\n"
-            "                    for each message, instead of the JSON (nothing is sent)\n"
+            "                    for each message, instead of the JSON (nothing is sent);\n"
+            "                    without a config file NAME is a type (itx), with example values\n"
             "  --route NAME      with --connector: thread replies with that route's state\n"
             "  -h, --help        this text\n\n"
             "exit: 0 all parsed, 1 some failed, 64 usage, 78 configuration error\n");
@@ -126,14 +130,47 @@ static void parse_path(struct parse_run *run, const char *path)
     source_close(&src);
 }
 
-/* open_connector - --connector NAME (and --route) from the configuration */
+/* example_section - without a configuration file, --connector names a
+ * connector type: its required keys get the table's example values, so the
+ * request shows its exact shape (to a placeholder URL, with placeholder ids) */
+static struct conf_section *example_section(struct parse_run *run, const char *type, struct mb_error *err)
+{
+    const struct connector_ops *ops = connector_find_ops(type);
+    if (ops == NULL) {
+        mb_error_set(err, MB_CONFIG, "%s does not exist and '%s' is not a connector type", run->app->config_path,
+                     type);
+        return NULL;
+    }
+    char *body = conf_example_text(ops->conf_keys);
+    char *text = xasprintf("[connector %s]\ntype = %s\n%s", type, type, body);
+    struct conf_section *sec = NULL;
+    if (conf_load_string("(example values)", text, &run->example, err) == MB_OK)
+        sec = conf_find(run->example, "connector", type);
+    printf("# no configuration (%s): [connector %s] with example values:\n", run->app->config_path, type);
+    for (const char *line = body; *line != '\0'; line += strcspn(line, "\n") + 1)
+        printf("#   %.*s\n", (int)strcspn(line, "\n"), line);
+    free(body);
+    free(text);
+    return sec;
+}
+
+/* open_connector - --connector NAME (and --route) from the configuration;
+ * with no configuration file at all, NAME may be a connector type */
 static bool open_connector(struct parse_run *run, const char *name, const char *route)
 {
     struct app *app = run->app;
-    if (!app_load_config(app))
-        return false;
     struct mb_error err;
-    struct conf_section *sec = conf_find(app->cfg->conf, "connector", name);
+    struct conf_section *sec = NULL;
+    if (route == NULL && access(app->config_path, F_OK) != 0) {
+        if ((sec = example_section(run, name, &err)) == NULL) {
+            log_error(&app->log, "%s", err.text);
+            return false;
+        }
+    } else if (!app_load_config(app)) {
+        return false;
+    } else {
+        sec = conf_find(app->cfg->conf, "connector", name);
+    }
     if (sec == NULL) {
         log_error(&app->log, "%s: no [connector %s] section", app->config_path, name);
         return false;
@@ -184,8 +221,10 @@ int cmd_parse(struct app *app, int argc, char **argv)
     struct parse_run run = {.app = app};
     mime_limits_default(&run.limits);
     source_settings_default(&run.source);
-    if (connector != NULL && !open_connector(&run, connector, route))
+    if (connector != NULL && !open_connector(&run, connector, route)) {
+        conf_free(&run.example);
         return MB_EXIT_CONFIG;
+    }
     if (app->cfg != NULL) {
         run.limits = app->cfg->limits;
         run.source = app->cfg->source;
@@ -193,6 +232,7 @@ int cmd_parse(struct app *app, int argc, char **argv)
     for (int i = optind; i < argc && !*app->stop; i++)
         parse_path(&run, argv[i]);
     connector_close(&run.conn);
+    conf_free(&run.example);
     fflush(stdout);
     return run.failed ? MB_EXIT_PARTIAL : MB_EXIT_OK;
 }

@@ -93,7 +93,7 @@ const struct conf_key *connector_common_keys(void);
  * conf_keys table starts with it, so `type` binds and is documented there too */
 #define CONNECTOR_KEY_TYPE                                                                       \
     {"type", CONF_STRING, NULL, 0, 0, true,                                                      \
-     "Which vendor API this connector talks to (a registered type, such as itx)."}
+     "Which vendor API this connector talks to (a registered type, such as itx).", NULL}
 
 /* connector_open - read `type` from SEC, bind SEC to that vendor's keys and
  * create the connector. Config errors name the file and line. */

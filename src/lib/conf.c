@@ -505,6 +505,19 @@ void conf_write_sample(FILE *out, const char *header, const char *intro, const s
         else if (key->type == CONF_LIST)
             fprintf(out, " (may be repeated)");
         fprintf(out, "%s\n", key->required ? " Required." : "");
-        fprintf(out, "#%s = %s\n\n", key->name, key->def ? key->def : "");
+        const char *shown = key->def ? key->def : key->example ? key->example : "";
+        fprintf(out, "#%s = %s\n\n", key->name, shown);
     }
+}
+
+char *conf_example_text(const struct conf_key *keys)
+{
+    struct buf text;
+    buf_init(&text, 0);
+    for (const struct conf_key *key = keys; key->name != NULL; key++)
+        /* required keys, and ids that make a request complete (a default customer);
+         * a secret's example names a file: a literal stand-in instead */
+        if (key->example != NULL && (key->required || key->type == CONF_INT))
+            buf_printf(&text, "%s = %s\n", key->name, key->type == CONF_SECRET ? "example-secret" : key->example);
+    return buf_steal(&text);
 }

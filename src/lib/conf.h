@@ -39,9 +39,10 @@ struct conf_key {
     long long min;   /* bounds for INT, SIZE and DURATION (after conversion) */
     long long max;
     bool required;
-    const char *help; /* one sentence, shown in the sample config */
+    const char *help;    /* one sentence, shown in the sample config */
+    const char *example; /* a typical value for a key without default; NULL = none */
 };
-#define CONF_KEY_END {NULL, CONF_STRING, NULL, 0, 0, false, NULL}
+#define CONF_KEY_END {NULL, CONF_STRING, NULL, 0, 0, false, NULL, NULL}
 
 struct conf;
 struct conf_section;
@@ -96,8 +97,15 @@ bool conf_parse_size(const char *text, long long *value_r);
 bool conf_parse_duration_ms(const char *text, long long *value_r);
 
 /* conf_write_sample - document every row of KEYS as commented `key = default`
- * lines under a `[HEADER]` line (no header when HEADER is NULL). */
+ * (or `key = example`) lines under a `[HEADER]` line (no header when HEADER
+ * is NULL). */
 void conf_write_sample(FILE *out, const char *header, const char *intro,
                        const struct conf_key *keys);
+
+/* conf_example_text - "key = example" lines for every required key of KEYS
+ * and every integer key with an example
+ * (owned by the caller): a section that binds, for dry runs without a
+ * configuration. */
+char *conf_example_text(const struct conf_key *keys);
 
 #endif

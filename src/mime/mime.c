@@ -2,6 +2,7 @@
  *
  * Order of work: cheap checks on the raw bytes (size, header field lengths
  * and counts, a bound on the number of parts) so gmime never sees a bomb;
+ * text after the boundary on delimiter lines blanked (RFC 2046 5.1.1);
  * one gmime parse from memory; a walk over the tree checking depth, part
  * count, header lengths and closing boundaries; then the headers
  * (mime_header.c) and the body (mime_body.c). */
@@ -114,10 +115,20 @@ static size_t field_name_len(const struct line *l)
     return name > 0 && i < l->len && l->p[i] == ':' ? name : 0;
 }
 
-/* scan_boundaries - add every boundary="..." parameter value in RAW to SET */
+/* fold_end - when the line end at RAW[J] is a fold (a line break followed
+ * by a blank), where the next line's blank starts; else 0 */
+static size_t fold_end(const unsigned char *raw, size_t len, size_t j)
+{
+    size_t k = j + (raw[j] == '\r' && j + 1 < len && raw[j + 1] == '\n' ? 2 : 1);
+    return k < len && (raw[k] == ' ' || raw[k] == '\t') ? k : 0;
+}
+
+/* scan_boundaries - add every boundary="..." parameter value in RAW to SET;
+ * a quoted value may be folded (boundary="foo<CRLF> bar" is "foo bar") */
 static void scan_boundaries(const unsigned char *raw, size_t len, GHashTable *set)
 {
     static const char key[] = "boundary";
+    GString *value = g_string_new(NULL);
     for (size_t i = 0; i + sizeof(key) < len; i++) {
         if ((raw[i] | 0x20) != 'b' || g_ascii_strncasecmp((const char *)raw + i, key, 8) != 0)
             continue;
@@ -129,19 +140,26 @@ static void scan_boundaries(const unsigned char *raw, size_t len, GHashTable *se
         j++;
         while (j < len && (raw[j] == ' ' || raw[j] == '\t'))
             j++;
-        size_t start = j;
+        g_string_truncate(value, 0);
         if (j < len && raw[j] == '"') {
-            start = ++j;
-            while (j < len && raw[j] != '"' && raw[j] != '\n')
-                j++;
+            for (j++; j < len && raw[j] != '"' && value->len <= 200; j++) {
+                size_t k;
+                if (raw[j] != '\r' && raw[j] != '\n')
+                    g_string_append_c(value, (char)raw[j]);
+                else if ((k = fold_end(raw, len, j)) != 0)
+                    j = k - 1;
+                else
+                    break;
+            }
         } else {
-            while (j < len && raw[j] > 32 && raw[j] != ';' && raw[j] != '"')
-                j++;
+            for (; j < len && raw[j] > 32 && raw[j] != ';' && raw[j] != '"'; j++)
+                g_string_append_c(value, (char)raw[j]);
         }
-        if (j > start && j - start <= 200)
-            g_hash_table_add(set, g_strndup((const char *)raw + start, j - start));
+        if (value->len > 0 && value->len <= 200)
+            g_hash_table_add(set, g_strndup(value->str, value->len));
         i = j;
     }
+    g_string_free(value, TRUE);
 }
 
 /* count_delimiters - lines of RAW that open a part: "--" and a boundary
@@ -182,12 +200,26 @@ static const unsigned char *next_dash_line(const unsigned char *pos, const unsig
     return NULL;
 }
 
+/* has_text_after_blank - the "--" line L has blanks and then more text
+ * ("--b junk"): it may be a delimiter line with text after its boundary */
+static bool has_text_after_blank(const struct line *l)
+{
+    size_t i = 2;
+    while (i < l->len && l->p[i] != ' ' && l->p[i] != '\t')
+        i++;
+    while (i < l->len && (l->p[i] == ' ' || l->p[i] == '\t'))
+        i++;
+    return i < l->len;
+}
+
 /* prescan - refuse what would cost gmime too much before it sees it: a
  * header field longer than max_header_length, a header block with more
  * than MIME_MAX_HEADER_FIELDS fields (the top block and every block after
- * a "--" line, where part headers are), and far more parts than allowed */
+ * a "--" line, where part headers are), and far more parts than allowed.
+ * *JUNK_R tells whether some "--" line has text after a blank (see
+ * blank_delimiter_junk). */
 static enum mb_status prescan(const unsigned char *raw, size_t len, char eol,
-                              const struct mime_limits *lim, struct mb_error *err)
+                              const struct mime_limits *lim, bool *junk_r, struct mb_error *err)
 {
     const unsigned char *pos = raw, *end = raw + len;
     struct line l;
@@ -203,6 +235,7 @@ static enum mb_status prescan(const unsigned char *raw, size_t len, char eol,
             break;
         if (l.len >= 2 && l.p[0] == '-' && l.p[1] == '-') {
             dashes++;
+            *junk_r = *junk_r || has_text_after_blank(&l);
             in_headers = true;
             field = fields = 0;
             continue;
@@ -236,6 +269,66 @@ static enum mb_status prescan(const unsigned char *raw, size_t len, char eol,
     if (dashes > bound && count_delimiters(raw, len, eol) > bound)
         return mb_error_set(err, MB_PERM, "more than %u MIME parts", lim->max_parts);
     return MB_OK;
+}
+
+/* set_has - SET holds the N bytes at P as a string */
+static bool set_has(GHashTable *set, const unsigned char *p, size_t n)
+{
+    char *key = g_strndup((const char *)p, n);
+    bool yes = g_hash_table_contains(set, key);
+    g_free(key);
+    return yes;
+}
+
+/* junk_start - where the text after the boundary starts in the "--" line L
+ * when L is "--B" or "--B--" with B in SET, then blanks, then more text;
+ * else 0. A line whose whole text is a boundary of SET (one with blanks
+ * inside it) has no junk. */
+static size_t junk_start(const struct line *l, GHashTable *set)
+{
+    size_t b = 2, end = l->len;
+    while (b < l->len && l->p[b] != ' ' && l->p[b] != '\t')
+        b++;
+    while (end > b && (l->p[end - 1] == ' ' || l->p[end - 1] == '\t'))
+        end--;
+    if (b == 2 || end == b)
+        return 0;
+    const unsigned char *v = l->p + 2;
+    size_t whole = end - 2, token = b - 2;
+    if (set_has(set, v, whole) ||
+        (whole > 2 && v[whole - 1] == '-' && v[whole - 2] == '-' && set_has(set, v, whole - 2)))
+        return 0;
+    if (set_has(set, v, token) ||
+        (token > 2 && v[token - 1] == '-' && v[token - 2] == '-' && set_has(set, v, token - 2)))
+        return b;
+    return 0;
+}
+
+/* blank_delimiter_junk - a copy of RAW in which the text after the
+ * boundary on each delimiter line ("--b This should be ignored") is made
+ * blanks, or NULL when no line has any. RFC 2046 5.1.1 tells implementors
+ * to match a boundary at the start of a line, not the whole line; gmime
+ * allows only blanks after it and would read such a multipart as one
+ * unparsed lump. Blanking keeps every offset, so nothing else moves. Only
+ * text after a blank counts, so an inner boundary that extends an outer
+ * one ("--b" and "--b-1") is never cut. The caller owns the copy. */
+static unsigned char *blank_delimiter_junk(const unsigned char *raw, size_t len, char eol)
+{
+    GHashTable *set = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    scan_boundaries(raw, len, set);
+    unsigned char *copy = NULL;
+    const unsigned char *pos = raw, *end = raw + len;
+    struct line l;
+    while ((pos = next_dash_line(pos, end, eol)) != NULL && next_line(&pos, end, eol, &l)) {
+        size_t at = junk_start(&l, set);
+        if (at == 0)
+            continue;
+        if (copy == NULL)
+            copy = xmemdup(raw, len);
+        memset(copy + (l.p - raw) + at, ' ', l.len - at);
+    }
+    g_hash_table_destroy(set);
+    return copy;
 }
 
 /* delimiter_set - every "--" line of the raw message, "--" and trailing
@@ -424,15 +517,19 @@ enum mb_status mime_parse(const unsigned char *raw, size_t len, const struct mim
     if (len > G_MAXUINT - 1)
         return mb_error_set(err, MB_PERM, "message of %zu bytes is too large to parse", len);
     bool cr_only = memchr(raw, '\n', len) == NULL && memchr(raw, '\r', len) != NULL;
-    if (prescan(raw, len, cr_only ? '\r' : '\n', limits, err) != MB_OK)
+    bool junk = false;
+    if (prescan(raw, len, cr_only ? '\r' : '\n', limits, &junk, err) != MB_OK)
         return MB_PERM;
+    /* owned: RAW with delimiter junk blanked, NULL when RAW is read as it is */
+    unsigned char *blanked = junk ? blank_delimiter_junk(raw, len, cr_only ? '\r' : '\n') : NULL;
+    const unsigned char *bytes = blanked != NULL ? blanked : raw;
 
-    struct mime_ctx ctx = {.limits = limits, .mail = mail_new(), .raw = raw, .raw_len = len};
+    struct mime_ctx ctx = {.limits = limits, .mail = mail_new(), .raw = bytes, .raw_len = len};
     const unsigned char *nl = memchr(raw, '\n', len);
     ctx.crlf = nl != NULL && nl > raw && nl[-1] == '\r';
     ctx.options = options_new();
     struct input in;
-    input_init(&in, "", raw, len, cr_only);
+    input_init(&in, "", bytes, len, cr_only);
     GMimeMessage *msg = parse_input(&ctx, &in);
     if (msg == NULL) {
         /* no header at all: the whole input is the body of a header-less
@@ -442,11 +539,14 @@ enum mb_status mime_parse(const unsigned char *raw, size_t len, const struct mim
         ctx.mail->warning_count = 0;
         mail_add_warning(ctx.mail, "the message has no header: all of it was read as the body");
         input_free(&in);
-        input_init(&in, "\n", raw, len, cr_only);
+        input_init(&in, "\n", bytes, len, cr_only);
         msg = parse_input(&ctx, &in);
     }
     if (cr_only)
         mail_add_warning(ctx.mail, "the message has bare CR line ends: read as LF");
+    if (blanked != NULL)
+        mail_add_warning(ctx.mail, "a boundary line has text after the boundary: that text "
+                                   "was ignored (RFC 2046 5.1.1)");
     enum mb_status st = MB_OK;
     if (msg == NULL)
         st = mb_error_set(err, MB_PERM, "not a message: gmime found nothing to parse");
@@ -464,6 +564,7 @@ enum mb_status mime_parse(const unsigned char *raw, size_t len, const struct mim
     if (msg != NULL)
         g_object_unref(msg);
     input_free(&in);
+    free(blanked);
     if (ctx.delimiters != NULL)
         g_hash_table_destroy(ctx.delimiters);
     g_mime_parser_options_free(ctx.options);

@@ -431,6 +431,32 @@ static void fill_subject(struct mime_ctx *ctx, GMimeHeaderList *hl)
     ctx->mail->subject = s;
 }
 
+/* zone_names_upper - copy of the date VALUE with every RFC 5322 obs-zone
+ * name (UT, GMT, EST, EDT, CST, CDT, MST, MDT, PST, PDT) in upper case:
+ * they are case-insensitive (RFC 5234 2.3), gmime only knows them in upper
+ * case and would read "12:24:23 cst" as UTC. Other words are left alone
+ * (single-letter military zones keep their meaning). Caller owns it. */
+static char *zone_names_upper(const char *value)
+{
+    static const char *const zones[] = {"UT",  "GMT", "EST", "EDT", "CST",
+                                        "CDT", "MST", "MDT", "PST", "PDT"};
+    char *s = xstrdup(value);
+    for (char *p = s; *p != '\0';) {
+        size_t n = 0;
+        while (g_ascii_isalpha(p[n]))
+            n++;
+        if (n == 0) {
+            p++;
+            continue;
+        }
+        for (size_t k = 0; k < sizeof(zones) / sizeof(zones[0]); k++)
+            if (strlen(zones[k]) == n && g_ascii_strncasecmp(p, zones[k], n) == 0)
+                memcpy(p, zones[k], n);
+        p += n;
+    }
+    return s;
+}
+
 /* fill_date - the first Date in UTC, or NULL (warned when unparsable) */
 static void fill_date(struct mime_ctx *ctx, GMimeHeaderList *hl)
 {
@@ -438,7 +464,9 @@ static void fill_date(struct mime_ctx *ctx, GMimeHeaderList *hl)
     const char *value = h != NULL ? g_mime_header_get_value(h) : NULL;
     if (value == NULL)
         return;
-    GDateTime *dt = g_mime_utils_header_decode_date(value);
+    char *zoned = zone_names_upper(value);
+    GDateTime *dt = g_mime_utils_header_decode_date(zoned);
+    free(zoned);
     if (dt == NULL) {
         char *shown = mime_clean_for_warning(value, 60);
         mail_add_warning(ctx->mail, "unparsable Date header '%s'", shown);

@@ -20,7 +20,8 @@ struct mime_ctx {
     const struct mime_limits *limits; /* borrowed: the caller's limits */
     struct mb_mail *mail;             /* borrowed: the mail being filled */
     GMimeParserOptions *options;      /* borrowed: this parse's gmime options */
-    const unsigned char *raw;         /* borrowed: the caller's message bytes */
+    const unsigned char *raw;         /* borrowed: the bytes gmime reads (the caller's, or
+                                         mime_parse's copy with delimiter junk blanked) */
     size_t raw_len;
     bool crlf;              /* the raw message uses CRLF line ends */
     GHashTable *delimiters; /* owned, NULL until needed: see mime_raw_has_delimiter */

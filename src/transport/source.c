@@ -40,9 +40,10 @@ static bool is_maildir(const char *dir)
     return yes;
 }
 
-/* open_file - a regular file is an mbox when it starts with "From " or is
- * empty (an empty /var/mail/user is an mbox with no mail in it); any other
- * content is one message. */
+/* open_file - a regular file is an mbox when it starts with "From "; any
+ * other content is one message. An empty file is one empty message, not an
+ * empty mbox: the user named it, so it gets a result of its own (mime_parse
+ * refuses it as an empty message) instead of silently nothing. */
 static enum mb_status open_file(const char *path, const char *abs, const struct source_settings *s,
                                 struct source **src_r, struct mb_error *err)
 {
@@ -59,7 +60,7 @@ static enum mb_status open_file(const char *path, const char *abs, const struct 
         close(fd);
         return mb_error_set(err, MB_CONFIG, "%s: %s", path, strerror(saved));
     }
-    if (n == 0 || (n == (ssize_t)sizeof(head) && memcmp(head, "From ", sizeof(head)) == 0))
+    if (n == (ssize_t)sizeof(head) && memcmp(head, "From ", sizeof(head)) == 0)
         return source_mbox_open(abs, fd, s, src_r, err);
     *src_r = source_file_open(abs, fd, s);
     return MB_OK;

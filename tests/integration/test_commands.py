@@ -48,6 +48,19 @@ class CommandsTest(unittest.TestCase):
             self.assertIn('filename="i.png"', r.stdout)
             self.assertEqual(itx.requests(), [])
 
+    def test_parse_connector_without_any_config_uses_example_values(self):
+        eml = SAMPLE / "new" / "1772600001.M1P1.sample"
+        r = run_mailbridge(["parse", "--connector", "itx", eml], env={"MAILBRIDGE_CONFIG": "/nonexistent/mb.conf"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("# no configuration", r.stdout)
+        self.assertIn("POST https://itx.example/rest/itxems/message", r.stdout)
+        self.assertIn('src=\\"files[0]\\"', r.stdout)  # the inline image, as a files part
+        self.assertIn('filename="manual.pdf"', r.stdout)
+        r = run_mailbridge(["parse", "--connector", "nosuchvendor", eml],
+                           env={"MAILBRIDGE_CONFIG": "/nonexistent/mb.conf"})
+        self.assertEqual(r.returncode, 78)
+        self.assertIn("'nosuchvendor' is not a connector type", r.stderr)
+
     def test_config_sample_is_the_checked_in_example(self):
         r = run_mailbridge(["config", "--sample"])
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -35,13 +35,13 @@ static void test_buf_grows_unlimited(void)
 }
 
 static const struct conf_key test_keys[] = {
-    {"url", CONF_STRING, NULL, 0, 0, true, "Base URL."},
-    {"timeout", CONF_DURATION, "30s", 1, 600000, false, "Request timeout."},
-    {"max_size", CONF_SIZE, "25M", 1024, 1LL << 30, false, "Largest message."},
-    {"verify", CONF_BOOL, "yes", 0, 0, false, "Verify TLS."},
-    {"retries", CONF_INT, "5", 0, 100, false, "Attempts."},
-    {"customer", CONF_LIST, NULL, 0, 0, false, "Customer map entry."},
-    {"token", CONF_SECRET, NULL, 0, 0, false, "API token."},
+    {"url", CONF_STRING, NULL, 0, 0, true, "Base URL.", NULL},
+    {"timeout", CONF_DURATION, "30s", 1, 600000, false, "Request timeout.", NULL},
+    {"max_size", CONF_SIZE, "25M", 1024, 1LL << 30, false, "Largest message.", NULL},
+    {"verify", CONF_BOOL, "yes", 0, 0, false, "Verify TLS.", NULL},
+    {"retries", CONF_INT, "5", 0, 100, false, "Attempts.", NULL},
+    {"customer", CONF_LIST, NULL, 0, 0, false, "Customer map entry.", NULL},
+    {"token", CONF_SECRET, NULL, 0, 0, false, "API token.", NULL},
     CONF_KEY_END,
 };
 
