@@ -212,65 +212,6 @@ static bool has_text_after_blank(const struct line *l)
     return i < l->len;
 }
 
-/* prescan - refuse what would cost gmime too much before it sees it: a
- * header field longer than max_header_length, a header block with more
- * than MIME_MAX_HEADER_FIELDS fields (the top block and every block after
- * a "--" line, where part headers are), and far more parts than allowed.
- * *JUNK_R tells whether some "--" line has text after a blank (see
- * blank_delimiter_junk). */
-static enum mb_status prescan(const unsigned char *raw, size_t len, char eol,
-                              const struct mime_limits *lim, bool *junk_r, struct mb_error *err)
-{
-    const unsigned char *pos = raw, *end = raw + len;
-    struct line l;
-    bool in_headers = true;
-    size_t field = 0, fields = 0, dashes = 0, name_len = 0;
-    const unsigned char *name = NULL;
-    if (len >= 5 && memcmp(raw, "From ", 5) == 0)
-        next_line(&pos, end, eol, &l); /* an mbox separator line */
-    for (;;) {
-        if (!in_headers && (pos = next_dash_line(pos, end, eol)) == NULL)
-            break;
-        if (!next_line(&pos, end, eol, &l))
-            break;
-        if (l.len >= 2 && l.p[0] == '-' && l.p[1] == '-') {
-            dashes++;
-            *junk_r = *junk_r || has_text_after_blank(&l);
-            in_headers = true;
-            field = fields = 0;
-            continue;
-        }
-        size_t nl;
-        if (l.len == 0) {
-            in_headers = false;
-        } else if ((l.p[0] == ' ' || l.p[0] == '\t') && field > 0) {
-            field += l.len;
-        } else if ((nl = field_name_len(&l)) > 0) {
-            field = l.len;
-            name = l.p;
-            name_len = nl;
-            if (++fields > MIME_MAX_HEADER_FIELDS)
-                return mb_error_set(err, MB_PERM, "a header block has more than %d fields",
-                                    MIME_MAX_HEADER_FIELDS);
-        } else {
-            field = 0; /* gmime skips a line that is no field and reads on */
-        }
-        if (field > lim->max_header_length) {
-            char *n = xmemdup(name, name_len < 40 ? name_len : 40);
-            char *shown = mime_clean_for_warning(n, 40);
-            free(n);
-            mb_error_set(err, MB_PERM, "header field '%s' is longer than %zu bytes", shown,
-                         lim->max_header_length);
-            free(shown);
-            return MB_PERM;
-        }
-    }
-    size_t bound = (size_t)lim->max_parts + MIME_DELIMITER_SLACK;
-    if (dashes > bound && count_delimiters(raw, len, eol) > bound)
-        return mb_error_set(err, MB_PERM, "more than %u MIME parts", lim->max_parts);
-    return MB_OK;
-}
-
 /* set_has - SET holds the N bytes at P as a string */
 static bool set_has(GHashTable *set, const unsigned char *p, size_t n)
 {
@@ -329,6 +270,73 @@ static unsigned char *blank_delimiter_junk(const unsigned char *raw, size_t len,
     }
     g_hash_table_destroy(set);
     return copy;
+}
+
+/* prescan - refuse what would cost gmime too much before it sees it: a
+ * header field longer than max_header_length, a header block with more
+ * than MIME_MAX_HEADER_FIELDS fields (the top block and every block after
+ * a "--" line, where part headers are), and far more parts than allowed.
+ * *BLANKED_R gets RAW with its delimiter junk blanked (owned by the
+ * caller), or NULL when gmime reads RAW as it is; the part bound is
+ * checked on what gmime will read, so blanking cannot open the way to a
+ * flood of parts. */
+static enum mb_status prescan(const unsigned char *raw, size_t len, char eol,
+                              const struct mime_limits *lim, unsigned char **blanked_r,
+                              struct mb_error *err)
+{
+    const unsigned char *pos = raw, *end = raw + len;
+    struct line l;
+    bool in_headers = true, junk = false;
+    *blanked_r = NULL;
+    size_t field = 0, fields = 0, dashes = 0, name_len = 0;
+    const unsigned char *name = NULL;
+    if (len >= 5 && memcmp(raw, "From ", 5) == 0)
+        next_line(&pos, end, eol, &l); /* an mbox separator line */
+    for (;;) {
+        if (!in_headers && (pos = next_dash_line(pos, end, eol)) == NULL)
+            break;
+        if (!next_line(&pos, end, eol, &l))
+            break;
+        if (l.len >= 2 && l.p[0] == '-' && l.p[1] == '-') {
+            dashes++;
+            junk = junk || has_text_after_blank(&l);
+            in_headers = true;
+            field = fields = 0;
+            continue;
+        }
+        size_t nl;
+        if (l.len == 0) {
+            in_headers = false;
+        } else if ((l.p[0] == ' ' || l.p[0] == '\t') && field > 0) {
+            field += l.len;
+        } else if ((nl = field_name_len(&l)) > 0) {
+            field = l.len;
+            name = l.p;
+            name_len = nl;
+            if (++fields > MIME_MAX_HEADER_FIELDS)
+                return mb_error_set(err, MB_PERM, "a header block has more than %d fields",
+                                    MIME_MAX_HEADER_FIELDS);
+        } else {
+            field = 0; /* gmime skips a line that is no field and reads on */
+        }
+        if (field > lim->max_header_length) {
+            char *n = xmemdup(name, name_len < 40 ? name_len : 40);
+            char *shown = mime_clean_for_warning(n, 40);
+            free(n);
+            mb_error_set(err, MB_PERM, "header field '%s' is longer than %zu bytes", shown,
+                         lim->max_header_length);
+            free(shown);
+            return MB_PERM;
+        }
+    }
+    unsigned char *blanked = junk ? blank_delimiter_junk(raw, len, eol) : NULL;
+    size_t bound = (size_t)lim->max_parts + MIME_DELIMITER_SLACK;
+    if (dashes > bound && count_delimiters(blanked != NULL ? blanked : raw, len, eol) > bound) {
+        free(blanked);
+        return mb_error_set(err, MB_PERM, "more than %u MIME parts", lim->max_parts);
+    }
+    *blanked_r = blanked;
+    return MB_OK;
 }
 
 /* delimiter_set - every "--" line of the raw message, "--" and trailing
@@ -517,11 +525,9 @@ enum mb_status mime_parse(const unsigned char *raw, size_t len, const struct mim
     if (len > G_MAXUINT - 1)
         return mb_error_set(err, MB_PERM, "message of %zu bytes is too large to parse", len);
     bool cr_only = memchr(raw, '\n', len) == NULL && memchr(raw, '\r', len) != NULL;
-    bool junk = false;
-    if (prescan(raw, len, cr_only ? '\r' : '\n', limits, &junk, err) != MB_OK)
+    unsigned char *blanked; /* owned: RAW with delimiter junk blanked, or NULL */
+    if (prescan(raw, len, cr_only ? '\r' : '\n', limits, &blanked, err) != MB_OK)
         return MB_PERM;
-    /* owned: RAW with delimiter junk blanked, NULL when RAW is read as it is */
-    unsigned char *blanked = junk ? blank_delimiter_junk(raw, len, cr_only ? '\r' : '\n') : NULL;
     const unsigned char *bytes = blanked != NULL ? blanked : raw;
 
     struct mime_ctx ctx = {.limits = limits, .mail = mail_new(), .raw = bytes, .raw_len = len};

@@ -297,10 +297,11 @@ static enum mb_status fetch_spooled(struct imap_session *s, const struct listed 
         chunk = IMAP_MIN_CHUNK;
     if (chunk > IMAP_BATCH_BYTES)
         chunk = IMAP_BATCH_BYTES;
-    size_t total = 0, got;
+    size_t total = 0, got = 0;
     bool gone = false;
     enum mb_status st;
     do {
+        got = 0; /* spool_chunk leaves it alone when the FETCH itself fails */
         st = spool_chunk(s, item->uid, total, chunk, fd, &got, &gone, err);
         total += got;
         if (s->max_message_size != 0 && total > s->max_message_size)

@@ -336,6 +336,9 @@ static void test_dates_to_utc(void)
         {"Sun, 31 Dec 2023 23:30:00 -0130", "2024-01-01T01:00:00Z"},
         {"Fri, 21 Nov 1997 09:55:06 -0600 (CST)", "1997-11-21T15:55:06Z"},
         {"Mon, 01 Jan 2024 10:00:00 GMT", "2024-01-01T10:00:00Z"},
+        /* zone names are case-insensitive: cst is -0600, not UTC */
+        {"Tue, 28 May 1996 12:24:23 cst", "1996-05-28T18:24:23Z"},
+        {"Tue, 28 May 1996 12:24:23 Pdt", "1996-05-28T19:24:23Z"},
         {"1 Jan 24 10:00 +0100", "2024-01-01T09:00:00Z"},
         {"Mon, 1 Jan 2024 25:00:00 +0000", NULL},
         {"yesterday at noon", NULL},
@@ -713,6 +716,47 @@ static void test_repairs(void)
     mail_free(&m);
 }
 
+/* RFC 2046 5.1.1: a boundary is matched at the start of a delimiter line;
+ * text after it on that line is ignored, never a reason to lose the parts. */
+static void test_delimiter_line_with_text_after_boundary(void)
+{
+    struct mb_mail *m = parse("Content-Type: multipart/mixed; boundary=\"b\"\n\n"
+                              "--b This should be ignored Content-Type: message/rfc822\n"
+                              "Content-Type: text/plain\n\nfirst part\n"
+                              "--b\tand this\n"
+                              "Content-Type: application/pdf; name=a.pdf\n\n%PDF\n"
+                              "--b-- not part of the epilogue\n"
+                              "epilogue\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_STRING_EQUAL(m->text, "first part");
+    CU_ASSERT_EQUAL_FATAL(m->attachment_count, 1);
+    CU_ASSERT_STRING_EQUAL(m->attachments[0].filename, "a.pdf");
+    CU_ASSERT_EQUAL(m->attachments[0].size, 4);
+    CU_ASSERT_TRUE(has_warning(m, "a boundary line has text after the boundary"));
+    mail_free(&m);
+
+    /* a boundary with a blank inside that starts like another one is its
+     * own delimiter, not "--b" with junk; nothing is blanked or warned */
+    m = parse("Content-Type: multipart/mixed; boundary=b\n\n"
+              "--b\nContent-Type: multipart/alternative; boundary=\"b x\"\n\n"
+              "--b x\nContent-Type: text/plain\n\ninner\n--b x--\n"
+              "--b\nContent-Type: text/plain\n\n-- \nsignature\n--b--\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_STRING_EQUAL(m->text, "inner\n-- \nsignature");
+    CU_ASSERT_EQUAL(m->attachment_count, 0);
+    CU_ASSERT_EQUAL(m->warning_count, 0);
+    mail_free(&m);
+
+    /* the same with the boundary folded in its header (Dovecot's test
+     * message): "foo bar" is the boundary, not "foo" */
+    m = parse("Content-Type: multipart/mixed; boundary=\"foo\n bar\"\n\n"
+              "--foo bar\nContent-Type: text/plain\n\nhello\n--foo bar--\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_STRING_EQUAL(m->text, "hello");
+    CU_ASSERT_EQUAL(m->warning_count, 0);
+    mail_free(&m);
+}
+
 /* ---- HTML helpers ---- */
 
 /* map_cid - mime_ref_map_fn turning cid:logo@x into files[0] */
@@ -963,6 +1007,8 @@ int main(void)
         {"no body at all", test_no_body},
         {"base64 round trip", test_base64_round_trip},
         {"bad mail is repaired and warned", test_repairs},
+        {"delimiter line with text after the boundary",
+         test_delimiter_line_with_text_after_boundary},
         {NULL, NULL},
     };
     static const struct unit_test html_tests[] = {

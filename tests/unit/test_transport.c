@@ -170,8 +170,8 @@ static void test_detects_each_kind(void)
     put(dir, "a.mbox", "From someone Thu Jan  1 00:00:00 2026\nSubject: x\n\nhi\n", (size_t)-1);
     expect_kind(p = xasprintf("%s/a.mbox", dir), "mbox");
     free(p);
-    put(dir, "empty", "", 0); /* an empty /var/mail/user */
-    expect_kind(p = xasprintf("%s/empty", dir), "mbox");
+    put(dir, "empty", "", 0); /* one empty message, not an empty mbox */
+    expect_kind(p = xasprintf("%s/empty", dir), "file");
     free(p);
     put(dir, "one.eml", "Subject: x\n\nFrom here on, a body\n", (size_t)-1);
     expect_kind(p = xasprintf("%s/one.eml", dir), "file");
@@ -314,6 +314,27 @@ static void test_single_file(void)
     tmp_remove(&dir);
 }
 
+/* A file the user names gets a result even when it is empty: it is one
+ * message of 0 bytes (which the parser then refuses by name), never an
+ * mbox with nothing in it, which would print nothing at all. */
+static void test_empty_file_is_one_empty_message(void)
+{
+    char *dir = tmp_make();
+    put(dir, "email.01", "", 0);
+    char *path = xasprintf("%s/email.01", dir);
+    char *abs = absolute(path);
+    struct source *src = open_with_limit(path, 0);
+    CU_ASSERT_STRING_EQUAL(src->ops->name, "file");
+    expect_progress(src, 0, 1);
+    expect_msg(src, abs, "");
+    expect_end(src);
+    expect_progress(src, 1, 1);
+    source_close(&src);
+    free(abs);
+    free(path);
+    tmp_remove(&dir);
+}
+
 /* open_mbox - write TEXT (LEN bytes) as DIR/m.mbox and open it; *ABS_R is
  * its absolute path (owned by the caller) */
 static struct source *open_mbox(const char *dir, const char *text, size_t len, size_t limit,
@@ -412,17 +433,6 @@ static void test_mbox_last_message_without_newline(void)
     expect_msg(src, NULL, "Subject: two\n\nno newline at the end");
     expect_end(src);
     expect_progress(src, strlen(text), strlen(text));
-    source_close(&src);
-    free(abs);
-    tmp_remove(&dir);
-}
-
-static void test_mbox_empty_has_no_messages(void)
-{
-    char *dir = tmp_make(), *abs;
-    struct source *src = open_mbox(dir, "", 0, 0, &abs);
-    expect_end(src);
-    expect_progress(src, 0, 0);
     source_close(&src);
     free(abs);
     tmp_remove(&dir);
@@ -590,6 +600,7 @@ static const struct unit_test files_tests[] = {
     {"maildir message errors skip one", test_maildir_message_errors_skip_one},
     {"dir skips dot files and subdirs", test_dir_skips_dot_files_and_subdirs},
     {"single file", test_single_file},
+    {"empty file is one empty message", test_empty_file_is_one_empty_message},
     {"fd reads one message", test_fd_reads_one_message},
     {"fd reads a large message", test_fd_reads_large_message},
     {"fd empty is no message", test_fd_empty_is_no_message},
@@ -601,7 +612,6 @@ static const struct unit_test mbox_tests[] = {
     {"splits and unquotes", test_mbox_splits_and_unquotes},
     {"crlf kept", test_mbox_crlf_kept},
     {"last message without newline", test_mbox_last_message_without_newline},
-    {"empty has no messages", test_mbox_empty_has_no_messages},
     {"odd and long lines", test_mbox_odd_and_long_lines},
     {"over limit in the middle", test_mbox_over_limit_in_the_middle},
     {NULL, NULL},
