@@ -132,13 +132,14 @@ static void log_settled(const struct mb_log *log, const char *route, const struc
     buf_free(&line);
 }
 
-enum mb_status route_mailbox_settle(struct route_mailbox *mb, const char *route, const struct mb_log *log,
-                                    size_t *settled_r, struct mb_error *err)
+/* settle_batch - one batch of store_ack_due; *COUNT_R rows were due */
+static enum mb_status settle_batch(struct route_mailbox *mb, const char *route, const struct mb_log *log,
+                                   size_t *count_r, struct mb_error *err)
 {
     struct store_msg *rows = NULL;
     size_t count = 0;
-    *settled_r = 0;
     enum mb_status st = store_ack_due(mb->store, route, SETTLE_BATCH, &rows, &count, err);
+    *count_r = count;
     for (size_t i = 0; st == MB_OK && i < count; i++) {
         bool done = rows[i].state == MSG_DONE;
         struct mb_error serr;
@@ -153,8 +154,20 @@ enum mb_status route_mailbox_settle(struct route_mailbox *mb, const char *route,
         log_settled(log, route, &rows[i], done ? "processed" : "quarantine-folder", sst,
                     sst == MB_OK ? NULL : serr.text);
         st = store_ack_done(mb->store, rows[i].id, err);
-        (*settled_r)++;
     }
     store_msgs_free(&rows, count);
+    return st;
+}
+
+enum mb_status route_mailbox_settle(struct route_mailbox *mb, const char *route, const struct mb_log *log,
+                                    size_t *settled_r, struct mb_error *err)
+{
+    size_t count = 0;
+    enum mb_status st;
+    *settled_r = 0;
+    do {
+        st = settle_batch(mb, route, log, &count, err);
+        *settled_r += count;
+    } while (st == MB_OK && count == SETTLE_BATCH);
     return st;
 }
