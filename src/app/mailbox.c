@@ -48,6 +48,7 @@ enum mb_status route_mailbox_open(const struct route_settings *route, struct sto
 {
     memset(mb, 0, sizeof(*mb));
     mb->store = store;
+    mb->batch_size = route->mailbox.batch_size;
     mb->progress_key = xasprintf("%s|%s|%s", route->name, route->mailbox.url, route->mailbox.user);
     mb->memory = (struct source_memory){
         .ctx = mb,
@@ -82,36 +83,94 @@ void route_mailbox_close(struct route_mailbox *mb)
     mb->progress_key = NULL;
 }
 
-enum mb_status route_mailbox_fetch(struct route_mailbox *mb, struct pipeline *p,
-                                   const volatile sig_atomic_t *stop, size_t *fetched_r,
-                                   struct mb_error *err)
+/* Messages are taken from the mailbox in batches of at most this many bytes
+ * (and the route's batch_size), so a batch is a few commits, not a few per message. */
+#define FETCH_BATCH_BYTES (32u << 20)
+
+/* A fetched message, copied: the source's bytes only live until its next call. */
+struct fetched {
+    struct source_msg msg; /* id and data owned (copies) */
+    char *where;           /* owned */
+};
+
+static void fetched_free(struct fetched *f, size_t n)
 {
+    for (size_t i = 0; i < n; i++) {
+        free((char *)f[i].msg.id);
+        free((unsigned char *)f[i].msg.data);
+        free(f[i].where);
+    }
+}
+
+/* refuse - a message too large to take: straight to the quarantine folder */
+static enum mb_status refuse(struct route_mailbox *mb, struct pipeline *p, const struct source_msg *msg,
+                             struct mb_error *err)
+{
+    char *where = source_where(mb->src, msg);
+    pipeline_record_refused(p, where, err->text);
+    enum mb_status st = source_settle(mb->src, where, SOURCE_QUARANTINED, err);
+    free(where);
+    return st == MB_OK || st == MB_PERM ? source_handed(mb->src, msg, err) : st;
+}
+
+/* fetch_batch - up to batch_size messages (FETCH_BATCH_BYTES) copied into F */
+static enum mb_status fetch_batch(struct route_mailbox *mb, struct pipeline *p, const volatile sig_atomic_t *stop,
+                                  struct fetched *f, size_t max, size_t *n_r, struct mb_error *err)
+{
+    size_t n = 0, bytes = 0;
     enum mb_status st = MB_OK;
-    *fetched_r = 0;
-    while (st == MB_OK && !*stop) {
+    while (st == MB_OK && n < max && bytes < FETCH_BATCH_BYTES && !*stop) {
         struct source_msg msg = {0};
         bool got = false;
         st = source_next(mb->src, &msg, &got, err);
-        if (st == MB_PERM && msg.id != NULL) { /* too large to take: straight to quarantine */
-            char *where = source_where(mb->src, &msg);
-            pipeline_record_refused(p, where, err->text);
-            st = source_settle(mb->src, where, SOURCE_QUARANTINED, err);
-            free(where);
-            if (st == MB_OK || st == MB_PERM)
-                st = source_handed(mb->src, &msg, err);
+        if (st == MB_PERM && msg.id != NULL) {
+            st = refuse(mb, p, &msg, err);
             continue;
         }
         if (st != MB_OK || !got)
             break;
-        char *where = source_where(mb->src, &msg);
-        st = pipeline_ingest(p, msg.data, msg.len, where, true, err);
-        free(where);
-        if (st == MB_OK || st == MB_DOWN) { /* DOWN: the message is queued all the same */
-            enum mb_status hst = source_handed(mb->src, &msg, err);
-            st = hst != MB_OK ? hst : st;
-            (*fetched_r)++;
-        }
+        f[n].msg.id = xstrdup(msg.id);
+        f[n].msg.data = xmemdup(msg.data, msg.len);
+        f[n].msg.len = msg.len;
+        f[n].where = source_where(mb->src, &msg);
+        bytes += msg.len;
+        n++;
     }
+    *n_r = n;
+    return st;
+}
+
+enum mb_status route_mailbox_fetch(struct route_mailbox *mb, struct pipeline *p,
+                                   const volatile sig_atomic_t *stop, size_t *fetched_r,
+                                   struct mb_error *err)
+{
+    size_t max = mb->batch_size ? mb->batch_size : 100;
+    struct fetched *f = xcalloc(max, sizeof(*f));
+    struct pipeline_input *in = xcalloc(max, sizeof(*in));
+    enum mb_status st = MB_OK;
+    *fetched_r = 0;
+    for (;;) {
+        size_t n = 0;
+        st = fetch_batch(mb, p, stop, f, max, &n, err);
+        if (n > 0) {
+            for (size_t i = 0; i < n; i++)
+                in[i] = (struct pipeline_input){f[i].msg.data, f[i].msg.len, f[i].where, true};
+            enum mb_status ist = pipeline_ingest_batch(p, in, n, err);
+            /* MB_DOWN: the vendor refused us, but every message is queued all the same */
+            for (size_t i = 0; (ist == MB_OK || ist == MB_DOWN) && i < n; i++) {
+                enum mb_status hst = source_handed(mb->src, &f[i].msg, err);
+                ist = hst != MB_OK ? hst : ist;
+            }
+            if (st == MB_OK)
+                st = ist;
+            *fetched_r += n;
+        }
+        fetched_free(f, n);
+        if (st != MB_OK || n == 0 || *stop)
+            break;
+    }
+    free(in);
+    free(f);
     return st;
 }
 
@@ -140,6 +199,9 @@ static enum mb_status settle_batch(struct route_mailbox *mb, const char *route, 
     size_t count = 0;
     enum mb_status st = store_ack_due(mb->store, route, SETTLE_BATCH, &rows, &count, err);
     *count_r = count;
+    /* one commit for the batch: a crash before it only repeats an idempotent action */
+    if (st == MB_OK && count > 0)
+        st = store_batch_begin(mb->store, err);
     for (size_t i = 0; st == MB_OK && i < count; i++) {
         bool done = rows[i].state == MSG_DONE;
         struct mb_error serr;
@@ -154,6 +216,11 @@ static enum mb_status settle_batch(struct route_mailbox *mb, const char *route, 
         log_settled(log, route, &rows[i], done ? "processed" : "quarantine-folder", sst,
                     sst == MB_OK ? NULL : serr.text);
         st = store_ack_done(mb->store, rows[i].id, err);
+    }
+    if (count > 0) {
+        struct mb_error cerr;
+        enum mb_status cst = store_batch_commit(mb->store, st == MB_OK ? err : &cerr);
+        st = st == MB_OK ? cst : st;
     }
     store_msgs_free(&rows, count);
     return st;

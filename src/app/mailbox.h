@@ -20,6 +20,7 @@ struct route_mailbox {
     struct source_memory memory;  /* ctx points at this struct */
     struct store *store;          /* borrowed */
     char *progress_key;           /* owned: "ROUTE|URL|USER", the checkpoint's name */
+    unsigned batch_size;          /* messages per ingest batch (the route's batch_size) */
 };
 
 /* route_mailbox_open - connect, authenticate and select ROUTE's mailbox

@@ -139,12 +139,12 @@ static void count_outcome(struct pipeline *p, enum mb_status st, enum thread_kin
 
 /* defer_for_parent - record a no-op attempt that makes ROW due again soon */
 static enum mb_status defer_for_parent(struct pipeline *p, const struct store_msg *row,
-                                       const struct mb_mail *mail, const char *parent,
+                                       const struct mb_mail *mail, const char *parent, bool begun,
                                        struct mb_error *err)
 {
     char *why = xasprintf("waiting for the message it replies to (%s) to be posted first", parent);
     struct store_outcome o = {.status = MB_TEMP, .error = why, .next_attempt_ms = clock_now_ms() + PARENT_WAIT_MS};
-    enum mb_status st = store_begin_attempt(p->store, row->id, err);
+    enum mb_status st = begun ? MB_OK : store_begin_attempt(p->store, row->id, err);
     if (st == MB_OK)
         st = store_finish_attempt(p->store, row->id, &o, err);
     if (st == MB_OK)
@@ -228,19 +228,20 @@ static enum mb_status settle(struct pipeline *p, const struct store_msg *row, co
 }
 
 /* post - one attempt to hand MAIL (stored as ROW) to the vendor, recorded
- * before (intent) and after (outcome). MB_OK whatever the vendor said,
+ * before (intent: store_begin_attempt, done here unless BEGUN says the
+ * caller did it) and after (outcome). MB_OK whatever the vendor said,
  * unless the store failed (MB_TEMP) or the vendor is down (MB_DOWN). */
 static enum mb_status post(struct pipeline *p, const struct store_msg *row, const struct mb_mail *mail,
-                           struct mb_error *err)
+                           bool begun, struct mb_error *err)
 {
     struct thread_decision dec;
     thread_resolve(mail, p->route->subject_token, lookup_thread, p, &dec);
     const char *parent = dec.kind == THREAD_NEW ? pending_parent(p, mail) : NULL;
     if (parent != NULL) {
         thread_decision_clear(&dec);
-        return defer_for_parent(p, row, mail, parent, err);
+        return defer_for_parent(p, row, mail, parent, begun, err);
     }
-    enum mb_status st = store_begin_attempt(p->store, row->id, err);
+    enum mb_status st = begun ? MB_OK : store_begin_attempt(p->store, row->id, err);
     if (st != MB_OK) {
         thread_decision_clear(&dec);
         return st;
@@ -302,49 +303,136 @@ static enum mb_status relocate_if_moved(struct pipeline *p, const struct store_m
     return store_relocate(p->store, row->id, where, err);
 }
 
-enum mb_status pipeline_ingest(struct pipeline *p, const unsigned char *raw, size_t len,
-                               const char *where, bool ack_wanted, struct mb_error *err)
+/* A message admitted to the store and due for a post. */
+struct admitted {
+    struct mb_mail *mail; /* owned */
+    struct store_msg row; /* owned */
+};
+
+static void admitted_clear(struct admitted *a)
 {
-    struct mb_mail *mail = NULL;
+    mail_free(&a->mail);
+    store_msg_clear(&a->row);
+}
+
+/* admit - parse RAW and commit it to the store (deduplicated by key); an
+ * unparsable message is quarantined there. *DUE_R says whether it is to be
+ * posted now, A_R then holds it. */
+static enum mb_status admit(struct pipeline *p, const unsigned char *raw, size_t len, const char *where,
+                            bool ack_wanted, struct admitted *a_r, bool *due_r, struct mb_error *err)
+{
     struct mb_error perr;
     mb_error_clear(&perr);
-    enum mb_status parsed = mime_parse(raw, len, &p->cfg->limits, &mail, &perr);
-    char *key = mail != NULL ? xstrdup(mail->key) : mime_raw_key(raw, len);
+    memset(a_r, 0, sizeof(*a_r));
+    *due_r = false;
+    enum mb_status parsed = mime_parse(raw, len, &p->cfg->limits, &a_r->mail, &perr);
+    char *key = a_r->mail != NULL ? xstrdup(a_r->mail->key) : mime_raw_key(raw, len);
     struct store_new_msg nm = {
         .route = p->route->name,
         .key = key,
         .source = where,
-        .message_id = mail ? mail->message_id : NULL,
-        .subject = mail ? mail->subject : NULL,
+        .message_id = a_r->mail ? a_r->mail->message_id : NULL,
+        .subject = a_r->mail ? a_r->mail->subject : NULL,
         .raw = raw,
         .raw_len = len,
         .ack_wanted = ack_wanted,
     };
     bool created = false;
-    struct store_msg row = {0};
-    enum mb_status st = store_enqueue(p->store, &nm, &created, &row, err);
+    enum mb_status st = store_enqueue(p->store, &nm, &created, &a_r->row, err);
     if (st == MB_OK && !created && ack_wanted)
-        st = relocate_if_moved(p, &row, where, err);
+        st = relocate_if_moved(p, &a_r->row, where, err);
     if (st != MB_OK) {
         /* not stored: the source keeps the message */
     } else if (parsed != MB_OK) {
         if (created)
-            st = store_set_quarantine(p->store, row.id, perr.text, err);
+            st = store_set_quarantine(p->store, a_r->row.id, perr.text, err);
         if (st == MB_OK && created) {
-            log_outcome(p, &row, NULL, "parse", "quarantine", NULL, perr.text, -1);
+            log_outcome(p, &a_r->row, NULL, "parse", "quarantine", NULL, perr.text, -1);
             p->stats.quarantined++;
         } else if (st == MB_OK) {
             p->stats.duplicates++;
         }
-    } else if (created || due_now(&row)) {
-        st = post(p, &row, mail, err);
+    } else if (created || due_now(&a_r->row)) {
+        *due_r = true;
     } else {
-        log_outcome(p, &row, mail, "skip", "duplicate", NULL, NULL, -1);
+        log_outcome(p, &a_r->row, a_r->mail, "skip", "duplicate", NULL, NULL, -1);
         p->stats.duplicates++;
     }
-    store_msg_clear(&row);
     free(key);
-    mail_free(&mail);
+    if (!*due_r)
+        admitted_clear(a_r);
+    return st;
+}
+
+enum mb_status pipeline_ingest(struct pipeline *p, const unsigned char *raw, size_t len,
+                               const char *where, bool ack_wanted, struct mb_error *err)
+{
+    struct admitted a;
+    bool due = false;
+    enum mb_status st = admit(p, raw, len, where, ack_wanted, &a, &due, err);
+    if (st == MB_OK && due) {
+        st = post(p, &a.row, a.mail, false, err);
+        admitted_clear(&a);
+    }
+    return st;
+}
+
+/* A batch holds the store's write lock while it posts: other processes (an
+ * MTA's `deliver`) wait for it, so it is committed at least this often. */
+#define BATCH_LOCK_MS 250
+
+/* post_admitted - phase two of pipeline_ingest_batch: the posts, their
+ * outcomes committed together (in slices, see BATCH_LOCK_MS) */
+static enum mb_status post_admitted(struct pipeline *p, struct admitted *items, size_t n, struct mb_error *err)
+{
+    enum mb_status st = store_batch_begin(p->store, err);
+    long long since = clock_now_ms();
+    size_t i = 0;
+    for (; st == MB_OK && i < n; i++) {
+        if (items[i].mail == NULL)
+            continue;
+        st = post(p, &items[i].row, items[i].mail, true, err);
+        if (st == MB_OK && clock_now_ms() - since > BATCH_LOCK_MS) {
+            st = store_batch_commit(p->store, err);
+            if (st == MB_OK)
+                st = store_batch_begin(p->store, err);
+            since = clock_now_ms();
+        }
+    }
+    /* The vendor refused us: the rest were claimed but not posted; give them
+     * back (queued, no attempt counted) rather than leave them to reconcile. */
+    struct mb_error cerr;
+    struct store_outcome back = {.status = MB_DOWN, .error = "not posted: the route stopped"};
+    for (; st == MB_DOWN && i < n; i++)
+        if (items[i].mail != NULL)
+            store_finish_attempt(p->store, items[i].row.id, &back, &cerr);
+    enum mb_status cst = store_batch_commit(p->store, st == MB_OK ? err : &cerr);
+    return st != MB_OK ? st : cst;
+}
+
+enum mb_status pipeline_ingest_batch(struct pipeline *p, const struct pipeline_input *in, size_t n,
+                                     struct mb_error *err)
+{
+    struct admitted *items = xcalloc(n ? n : 1, sizeof(*items));
+    /* Phase one: every message admitted and its post's intent recorded, in
+     * one commit - from here on each is safe, and a crash before its outcome
+     * is recorded is settled by reconciliation, never by a blind second post. */
+    enum mb_status st = store_batch_begin(p->store, err);
+    for (size_t i = 0; st == MB_OK && i < n; i++) {
+        bool due = false;
+        st = admit(p, in[i].raw, in[i].len, in[i].where, in[i].ack_wanted, &items[i], &due, err);
+        if (st == MB_OK && due) /* inside the batch's lock nobody else can claim it */
+            st = store_begin_attempt(p->store, items[i].row.id, err);
+    }
+    struct mb_error cerr;
+    enum mb_status cst = store_batch_commit(p->store, st == MB_OK ? err : &cerr);
+    if (st == MB_OK)
+        st = cst;
+    if (st == MB_OK)
+        st = post_admitted(p, items, n, err);
+    for (size_t i = 0; i < n; i++)
+        admitted_clear(&items[i]);
+    free(items);
     return st;
 }
 
@@ -397,7 +485,7 @@ enum mb_status pipeline_drain(struct pipeline *p, long long now, size_t limit,
         struct mb_mail *mail = NULL;
         st = load_mail(p, &msgs[i], &mail, err);
         if (st == MB_OK && mail != NULL) {
-            st = post(p, &msgs[i], mail, err);
+            st = post(p, &msgs[i], mail, false, err);
             (*posted_r)++;
         }
         mail_free(&mail);

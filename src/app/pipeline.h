@@ -51,6 +51,24 @@ void pipeline_close(struct pipeline **p);
 enum mb_status pipeline_ingest(struct pipeline *p, const unsigned char *raw, size_t len,
                                const char *where, bool ack_wanted, struct mb_error *err);
 
+/* One message for pipeline_ingest_batch; everything borrowed. */
+struct pipeline_input {
+    const unsigned char *raw;
+    size_t len;
+    const char *where;
+    bool ack_wanted;
+};
+
+/* pipeline_ingest_batch - pipeline_ingest for N messages with a few commits
+ * instead of several per message: all are admitted and their intents
+ * recorded in one commit (after which every one is safe: MB_OK means the
+ * source may record its progress for all N), then posted with their
+ * outcomes committed together. MB_TEMP when the first commit failed
+ * (nothing is safe: the source keeps them all); MB_DOWN as for
+ * pipeline_ingest. */
+enum mb_status pipeline_ingest_batch(struct pipeline *p, const struct pipeline_input *in, size_t n,
+                                     struct mb_error *err);
+
 /* pipeline_record_refused - a message the source could not hand over whole
  * (over the size limit): logged as refused with REASON, nothing stored. */
 void pipeline_record_refused(struct pipeline *p, const char *source_id, const char *reason);
