@@ -473,8 +473,10 @@ static enum mb_status configure(struct store *s, struct mb_error *err)
     sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
     if (sqlite3_db_readonly(s->db, "main") == 1)
         return mb_error_set(err, MB_CONFIG, "store %s: the file is read-only", s->path);
-    enum mb_status status =
-        exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL", "configuring", err);
+    /* A batch of raw messages must fit the page cache (32 MiB), or SQLite
+     * spills it into the WAL page by page before the commit. */
+    enum mb_status status = exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
+                                    " PRAGMA cache_size = -32768", "configuring", err);
     if (status != MB_OK)
         return status;
     sqlite3_stmt *st = NULL;
