@@ -86,6 +86,9 @@ void route_mailbox_close(struct route_mailbox *mb)
 /* Messages are taken from the mailbox in batches of at most this many bytes
  * (and the route's batch_size), so a batch is a few commits, not a few per message. */
 #define FETCH_BATCH_BYTES (32u << 20)
+/* A message larger than this is not copied into a batch: it is ingested on
+ * its own straight from the source (which spools large ones to a file). */
+#define FETCH_COPY_MAX (4u << 20)
 
 /* A fetched message, copied: the source's bytes only live until its next call. */
 struct fetched {
@@ -113,12 +116,16 @@ static enum mb_status refuse(struct route_mailbox *mb, struct pipeline *p, const
     return st == MB_OK || st == MB_PERM ? source_handed(mb->src, msg, err) : st;
 }
 
-/* fetch_batch - up to batch_size messages (FETCH_BATCH_BYTES) copied into F */
+/* fetch_batch - up to batch_size messages (FETCH_BATCH_BYTES) copied into F;
+ * a message over FETCH_COPY_MAX ends the batch uncopied in *LARGE_R
+ * (id NULL when there is none), valid until the next source call */
 static enum mb_status fetch_batch(struct route_mailbox *mb, struct pipeline *p, const volatile sig_atomic_t *stop,
-                                  struct fetched *f, size_t max, size_t *n_r, struct mb_error *err)
+                                  struct fetched *f, size_t max, size_t *n_r, struct source_msg *large_r,
+                                  struct mb_error *err)
 {
     size_t n = 0, bytes = 0;
     enum mb_status st = MB_OK;
+    memset(large_r, 0, sizeof(*large_r));
     while (st == MB_OK && n < max && bytes < FETCH_BATCH_BYTES && !*stop) {
         struct source_msg msg = {0};
         bool got = false;
@@ -129,6 +136,10 @@ static enum mb_status fetch_batch(struct route_mailbox *mb, struct pipeline *p, 
         }
         if (st != MB_OK || !got)
             break;
+        if (msg.len > FETCH_COPY_MAX) {
+            *large_r = msg;
+            break;
+        }
         f[n].msg.id = xstrdup(msg.id);
         f[n].msg.data = xmemdup(msg.data, msg.len);
         f[n].msg.len = msg.len;
@@ -137,6 +148,21 @@ static enum mb_status fetch_batch(struct route_mailbox *mb, struct pipeline *p, 
         n++;
     }
     *n_r = n;
+    return st;
+}
+
+/* ingest_and_hand - IN (N messages, F their source side) into the pipeline,
+ * then tell the source each is safe. MB_DOWN: the vendor refused us, but
+ * every message is queued all the same. */
+static enum mb_status ingest_and_hand(struct route_mailbox *mb, struct pipeline *p,
+                                      const struct pipeline_input *in, const struct fetched *f, size_t n,
+                                      struct mb_error *err)
+{
+    enum mb_status st = pipeline_ingest_batch(p, in, n, err);
+    for (size_t i = 0; (st == MB_OK || st == MB_DOWN) && i < n; i++) {
+        enum mb_status hst = source_handed(mb->src, &f[i].msg, err);
+        st = hst != MB_OK ? hst : st;
+    }
     return st;
 }
 
@@ -151,22 +177,24 @@ enum mb_status route_mailbox_fetch(struct route_mailbox *mb, struct pipeline *p,
     *fetched_r = 0;
     for (;;) {
         size_t n = 0;
-        st = fetch_batch(mb, p, stop, f, max, &n, err);
+        struct source_msg large;
+        st = fetch_batch(mb, p, stop, f, max, &n, &large, err);
         if (n > 0) {
             for (size_t i = 0; i < n; i++)
                 in[i] = (struct pipeline_input){f[i].msg.data, f[i].msg.len, f[i].where, true};
-            enum mb_status ist = pipeline_ingest_batch(p, in, n, err);
-            /* MB_DOWN: the vendor refused us, but every message is queued all the same */
-            for (size_t i = 0; (ist == MB_OK || ist == MB_DOWN) && i < n; i++) {
-                enum mb_status hst = source_handed(mb->src, &f[i].msg, err);
-                ist = hst != MB_OK ? hst : ist;
-            }
-            if (st == MB_OK)
-                st = ist;
+            enum mb_status ist = ingest_and_hand(mb, p, in, f, n, err);
+            st = st == MB_OK ? ist : st;
             *fetched_r += n;
         }
+        if (st == MB_OK && large.id != NULL) { /* on its own, from the source's spool */
+            struct fetched one = {.msg = large, .where = source_where(mb->src, &large)};
+            in[0] = (struct pipeline_input){large.data, large.len, one.where, true};
+            st = ingest_and_hand(mb, p, in, &one, 1, err);
+            free(one.where);
+            (*fetched_r)++;
+        }
         fetched_free(f, n);
-        if (st != MB_OK || n == 0 || *stop)
+        if (st != MB_OK || (n == 0 && large.id == NULL) || *stop)
             break;
     }
     free(in);

@@ -188,6 +188,54 @@ class MailboxTest(unittest.TestCase):
             self.assertEqual([m["subject"] for m in itx.messages()], ["By POP3"])
             self.assertEqual(dc.messages("support", "INBOX"), [])
 
+    def test_large_message_is_delivered_whole(self):
+        with Emulator() as itx, Dovecot() as dc, Workdir() as wd:
+            conf = mailbox_config(wd, itx, dc)
+            blob = os.urandom(9 << 20)  # base64: ~12 MB, over the 8 MiB spool threshold: fetched in chunks
+            dc.append("support", "INBOX", make_mail(subject="Big", message_id="<big@x>",
+                                                    attachments=[("big.bin", "application/octet-stream", blob, None)]))
+            dc.append("support", "INBOX", make_mail(subject="Small after big", message_id="<small@x>"))
+            r = mb(conf, "run", "--once")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            msgs = itx.messages()
+            self.assertEqual([m["subject"] for m in msgs], ["Big", "Small after big"])
+            self.assertEqual([(f["filename"], f["size"]) for f in msgs[0]["files"]], [("big.bin", len(blob))])
+
+    def test_xoauth2_token_from_a_command(self):
+        with Emulator() as itx, Dovecot() as dc, Workdir() as wd:
+            token = dc.oauth_token("support")
+            (wd.path / "token.sh").write_text(f"#!/bin/sh\necho {token}\n")
+            (wd.path / "token.sh").chmod(0o700)
+            conf = mailbox_config(wd, itx, dc)
+            text = conf.read_text().replace("password = env:MB_PW_SUPPORT",
+                                            f"auth = xoauth2\noauth_token_command = {wd.path}/token.sh")
+            conf.write_text(text)
+            dc.append("support", "INBOX", make_mail(subject="Via OAuth", message_id="<oa@x>"))
+            r = mb(conf, "run", "--once")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual([m["subject"] for m in itx.messages()], ["Via OAuth"])
+            self.assertNotIn(token, r.stderr)
+
+    def test_daemon_survives_a_server_restart(self):
+        with Emulator() as itx, Dovecot() as dc, Workdir() as wd:
+            conf = mailbox_config(wd, itx, dc)
+            log_path = wd.path / "daemon.log"
+            with open(log_path, "w") as log:
+                proc = subprocess.Popen([os.environ["MAILBRIDGE"], "-c", str(conf), "run"],
+                                        env=dict(os.environ, **ENV), stderr=log)
+            try:
+                self.assertTrue(wait_until(lambda: "status=connected" in log_path.read_text()))
+                dc.stop()  # the server goes away under the daemon's feet
+                self.assertTrue(wait_until(lambda: "resume_in=" in log_path.read_text()), log_path.read_text())
+                dc.start()
+                dc.append("support", "INBOX", make_mail(subject="After the restart", message_id="<ar@x>"))
+                self.assertTrue(wait_until(lambda: len(itx.messages()) == 1, timeout=30), log_path.read_text())
+                self.assertIsNone(proc.poll())  # still running
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                rc = proc.wait(timeout=20)
+            self.assertEqual(rc, 0)
+
     def test_idle_delivers_new_mail_without_waiting_for_a_poll(self):
         with Emulator() as itx, Dovecot() as dc, Workdir() as wd:
             conf = mailbox_config(wd, itx, dc, extra_global="")
