@@ -24,8 +24,9 @@
  * append: a released step never changes, older files replay the steps they
  * miss.
  *
- * Version 1. A message row keeps its raw bytes until DONE (raw is the last
- * column, so scans never read its overflow pages). The attempts table is the
+ * Version 1. A message's raw bytes live in their own table until DONE: SQLite
+ * rewrites a whole record on any UPDATE, so a blob in the messages row would
+ * be copied again at every state change. The attempts table is the
  * history of a message: every post (outcome ok/temp/perm/down/config, or
  * "lost" when the process stopped before the answer was recorded) and every
  * quarantine decision; messages.attempts counts only the posts that count
@@ -51,8 +52,10 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " conversation_id TEXT,"
     " owner_pid INTEGER,"
     " ack_pending INTEGER NOT NULL DEFAULT 0,"
-    " raw BLOB,"
     " UNIQUE (route, key));"
+    "CREATE TABLE raws ("
+    " id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,"
+    " raw BLOB NOT NULL);"
     /* store_due and store_list search these by state, with or without a route */
     "CREATE INDEX messages_state ON messages (state, updated_ms);"
     "CREATE INDEX messages_route_state ON messages (route, state, updated_ms);"
@@ -116,6 +119,8 @@ enum stmt_id {
     STMT_THREAD_PUT,
     STMT_THREAD_GET,
     STMT_RAW,
+    STMT_RAW_PUT,
+    STMT_RAW_DROP,
     STMT_DUE,
     STMT_DUE_ROUTE,
     STMT_LIST,
@@ -142,8 +147,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_RELEASE] = "RELEASE op",
     [STMT_ROLLBACK_TO] = "ROLLBACK TO op",
     [STMT_INSERT] = "INSERT INTO messages (route, key, source, message_id, subject, state,"
-                    " created_ms, updated_ms, raw, ack_pending)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?7, ?8)"
+                    " created_ms, updated_ms, ack_pending)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?8)"
                     " ON CONFLICT (route, key) DO NOTHING",
     [STMT_BY_KEY] = "SELECT " MSG_COLUMNS " FROM messages WHERE route = ?1 AND key = ?2",
     [STMT_STATE] = "SELECT state FROM messages WHERE id = ?1",
@@ -156,7 +161,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
                    " VALUES (?1, ?2, ?2, ?3, ?4)",
     [STMT_DONE] = "UPDATE messages SET state = 'done', next_attempt_ms = 0, updated_ms = ?2,"
                   " last_error = NULL, ticket_id = ?3, vendor_message_id = ?4,"
-                  " conversation_id = ?5, raw = NULL WHERE id = ?1",
+                  " conversation_id = ?5 WHERE id = ?1",
     [STMT_SET_STATE] = "UPDATE messages SET state = ?2, next_attempt_ms = ?3, last_error = ?4,"
                        " attempts = attempts - ?5, updated_ms = ?6 WHERE id = ?1",
     [STMT_THREAD_PUT] = "INSERT INTO threads (route, message_id, ticket_id, vendor_message_id,"
@@ -170,7 +175,9 @@ static const char *const stmt_sql[STMT_COUNT] = {
                         " updated_ms = excluded.updated_ms",
     [STMT_THREAD_GET] = "SELECT ticket_id, vendor_message_id, conversation_id FROM threads"
                         " WHERE route = ?1 AND message_id = ?2",
-    [STMT_RAW] = "SELECT raw FROM messages WHERE id = ?1",
+    [STMT_RAW] = "SELECT m.id, r.raw FROM messages m LEFT JOIN raws r ON r.id = m.id WHERE m.id = ?1",
+    [STMT_RAW_PUT] = "INSERT INTO raws (id, raw) VALUES (?1, ?2)",
+    [STMT_RAW_DROP] = "DELETE FROM raws WHERE id = ?1",
     [STMT_DUE] = "SELECT " MSG_COLUMNS " FROM messages WHERE state IN ('queued', 'retry')"
                  " AND (state = 'queued' OR next_attempt_ms <= ?1) ORDER BY id LIMIT ?2",
     [STMT_DUE_ROUTE] = "SELECT " MSG_COLUMNS " FROM messages WHERE route = ?3"
@@ -184,7 +191,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
                     " GROUP BY state",
     [STMT_REQUEUE] = "UPDATE messages SET state = 'queued', next_attempt_ms = 0, attempts = 0,"
                      " last_error = NULL, updated_ms = ?1"
-                     " WHERE state IN ('quarantine', 'retry') AND raw IS NOT NULL"
+                     " WHERE state IN ('quarantine', 'retry')"
+                     " AND EXISTS (SELECT 1 FROM raws WHERE raws.id = messages.id)"
                      " AND (?2 IS NULL OR route = ?2) AND (?3 IS NULL OR key = ?3)",
     [STMT_ACK_DUE] = "SELECT " MSG_COLUMNS " FROM messages WHERE route = ?1 AND ack_pending = 1"
                      " AND state IN ('done', 'quarantine') ORDER BY id LIMIT ?2",
@@ -616,14 +624,19 @@ enum mb_status store_enqueue(struct store *s, const struct store_new_msg *msg, b
     bind_text(st, 5, msg->subject);
     sqlite3_bind_int64(st, 6, clock_now_ms());
     sqlite3_bind_int(st, 8, msg->ack_wanted ? 1 : 0);
-    int rc = sqlite3_bind_blob64(st, 7, msg->raw, msg->raw_len, SQLITE_STATIC);
-    if (rc == SQLITE_OK) {
-        status = run(s, st, "enqueue", err);
-    } else {
-        status = db_fail(s, rc, "enqueue", err); /* larger than SQLite takes */
-        stmt_reset(st);
-    }
+    status = run(s, st, "enqueue", err);
     bool created = status == MB_OK && sqlite3_changes(s->db) > 0;
+    if (created && msg->raw != NULL) {
+        st = s->stmt[STMT_RAW_PUT];
+        sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(s->db));
+        int rc = sqlite3_bind_blob64(st, 2, msg->raw, msg->raw_len, SQLITE_STATIC);
+        if (rc == SQLITE_OK) {
+            status = run(s, st, "enqueue", err);
+        } else {
+            status = db_fail(s, rc, "enqueue", err); /* larger than SQLite takes */
+            stmt_reset(st);
+        }
+    }
     if (status == MB_OK)
         status = get_by_key(s, msg->route, msg->key, msg_r, "enqueue", err);
     status = tx_end(s, status, "enqueue", err);
@@ -682,6 +695,11 @@ static enum mb_status record_done(struct store *s, long long id,
     bind_text(st, 4, outcome->vendor_message_id);
     bind_text(st, 5, outcome->conversation_id);
     enum mb_status status = run(s, st, what, err);
+    if (status != MB_OK)
+        return status;
+    st = s->stmt[STMT_RAW_DROP];
+    sqlite3_bind_int64(st, 1, id);
+    status = run(s, st, what, err);
     if (status != MB_OK)
         return status;
     st = s->stmt[STMT_THREAD_PUT]; /* a no-op without a Message-Id or a ticket id */
@@ -780,9 +798,9 @@ enum mb_status store_load_raw(struct store *s, long long id, unsigned char **raw
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
     enum mb_status status = MB_OK;
-    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
-        const void *raw = sqlite3_column_blob(st, 0); /* NULL for zero bytes */
-        size_t len = (size_t)sqlite3_column_bytes(st, 0);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 1) != SQLITE_NULL) {
+        const void *raw = sqlite3_column_blob(st, 1); /* NULL for zero bytes */
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
         *raw_r = xmemdup(raw != NULL ? raw : "", len);
         *len_r = len;
     } else if (rc == SQLITE_ROW) {
