@@ -156,9 +156,9 @@ static enum mb_status fetch_batch(struct route_mailbox *mb, struct pipeline *p, 
  * every message is queued all the same. */
 static enum mb_status ingest_and_hand(struct route_mailbox *mb, struct pipeline *p,
                                       const struct pipeline_input *in, const struct fetched *f, size_t n,
-                                      struct mb_error *err)
+                                      const volatile sig_atomic_t *stop, struct mb_error *err)
 {
-    enum mb_status st = pipeline_ingest_batch(p, in, n, err);
+    enum mb_status st = pipeline_ingest_batch(p, in, n, stop, err);
     for (size_t i = 0; (st == MB_OK || st == MB_DOWN) && i < n; i++) {
         enum mb_status hst = source_handed(mb->src, &f[i].msg, err);
         st = hst != MB_OK ? hst : st;
@@ -182,14 +182,14 @@ enum mb_status route_mailbox_fetch(struct route_mailbox *mb, struct pipeline *p,
         if (n > 0) {
             for (size_t i = 0; i < n; i++)
                 in[i] = (struct pipeline_input){f[i].msg.data, f[i].msg.len, f[i].where, true};
-            enum mb_status ist = ingest_and_hand(mb, p, in, f, n, err);
+            enum mb_status ist = ingest_and_hand(mb, p, in, f, n, stop, err);
             st = st == MB_OK ? ist : st;
             *fetched_r += n;
         }
         if (st == MB_OK && large.id != NULL) { /* on its own, from the source's spool */
             struct fetched one = {.msg = large, .where = source_where(mb->src, &large)};
             in[0] = (struct pipeline_input){large.data, large.len, one.where, true};
-            st = ingest_and_hand(mb, p, in, &one, 1, err);
+            st = ingest_and_hand(mb, p, in, &one, 1, stop, err);
             free(one.where);
             (*fetched_r)++;
         }

@@ -383,12 +383,13 @@ enum mb_status pipeline_ingest(struct pipeline *p, const unsigned char *raw, siz
 
 /* post_admitted - phase two of pipeline_ingest_batch: the posts, their
  * outcomes committed together (in slices, see BATCH_LOCK_MS) */
-static enum mb_status post_admitted(struct pipeline *p, struct admitted *items, size_t n, struct mb_error *err)
+static enum mb_status post_admitted(struct pipeline *p, struct admitted *items, size_t n,
+                                    const volatile sig_atomic_t *stop, struct mb_error *err)
 {
     enum mb_status st = store_batch_begin(p->store, err);
     long long since = clock_now_ms();
     size_t i = 0;
-    for (; st == MB_OK && i < n; i++) {
+    for (; st == MB_OK && i < n && !*stop; i++) {
         if (items[i].mail == NULL)
             continue;
         st = post(p, &items[i].row, items[i].mail, true, err);
@@ -399,11 +400,12 @@ static enum mb_status post_admitted(struct pipeline *p, struct admitted *items, 
             since = clock_now_ms();
         }
     }
-    /* The vendor refused us: the rest were claimed but not posted; give them
-     * back (queued, no attempt counted) rather than leave them to reconcile. */
+    /* The vendor refused us, or we are stopping: the rest were claimed but not
+     * posted; give them back (queued, no attempt counted) rather than leave
+     * them to reconciliation. */
     struct mb_error cerr;
     struct store_outcome back = {.status = MB_DOWN, .error = "not posted: the route stopped"};
-    for (; st == MB_DOWN && i < n; i++)
+    for (; (st == MB_DOWN || *stop) && i < n; i++)
         if (items[i].mail != NULL)
             store_finish_attempt(p->store, items[i].row.id, &back, &cerr);
     enum mb_status cst = store_batch_commit(p->store, st == MB_OK ? err : &cerr);
@@ -411,7 +413,7 @@ static enum mb_status post_admitted(struct pipeline *p, struct admitted *items, 
 }
 
 enum mb_status pipeline_ingest_batch(struct pipeline *p, const struct pipeline_input *in, size_t n,
-                                     struct mb_error *err)
+                                     const volatile sig_atomic_t *stop, struct mb_error *err)
 {
     struct admitted *items = xcalloc(n ? n : 1, sizeof(*items));
     /* Phase one: every message admitted and its post's intent recorded, in
@@ -429,7 +431,7 @@ enum mb_status pipeline_ingest_batch(struct pipeline *p, const struct pipeline_i
     if (st == MB_OK)
         st = cst;
     if (st == MB_OK)
-        st = post_admitted(p, items, n, err);
+        st = post_admitted(p, items, n, stop, err);
     for (size_t i = 0; i < n; i++)
         admitted_clear(&items[i]);
     free(items);

@@ -65,9 +65,10 @@ struct pipeline_input {
  * source may record its progress for all N), then posted with their
  * outcomes committed together. MB_TEMP when the first commit failed
  * (nothing is safe: the source keeps them all); MB_DOWN as for
- * pipeline_ingest. */
+ * pipeline_ingest. When *STOP is set the posts not yet made are queued
+ * instead (still MB_OK: every message is safe). */
 enum mb_status pipeline_ingest_batch(struct pipeline *p, const struct pipeline_input *in, size_t n,
-                                     struct mb_error *err);
+                                     const volatile sig_atomic_t *stop, struct mb_error *err);
 
 /* pipeline_record_refused - a message the source could not hand over whole
  * (over the size limit): logged as refused with REASON, nothing stored. */

@@ -54,7 +54,7 @@ FLOOR_FOLDER = "IdleFloor"  # where the bare IDLE client's appends go
 # Pause before the next APPEND once the last one arrived, drawn at random:
 # mail comes at any moment, also while the daemon is still busy with the
 # last one (at a fixed pause an APPEND would always find the same state).
-APPEND_GAP_S = (0.1, 1.0)
+APPEND_GAP_S = (0.0, 1.0)
 
 # The kinds of mail in the mailbox and their share in percent.
 KINDS = (
