@@ -142,23 +142,28 @@ static enum mb_status open_routes(struct app *app, const char *only, struct rout
     return st;
 }
 
-/* idle_begin_all - start waiting on every connected mailbox that can push */
-static void idle_begin_all(struct app *app, struct route_run *runs, size_t count)
+/* idle_begin_all - start waiting on every connected mailbox that can push;
+ * false when one already knows of new mail (then nobody should wait) */
+static bool idle_begin_all(struct app *app, struct route_run *runs, size_t count)
 {
+    bool wait = true;
     for (size_t i = 0; i < count; i++) {
         struct route_run *r = &runs[i];
         if (r->mailbox.src == NULL || r->waiting || r->resume_at_ms > clock_now_ms())
             continue;
         struct mb_error err;
         int fd = -1;
-        if (r->mailbox.src->ops->idle_begin(r->mailbox.src, &fd, &err) != MB_OK) {
+        bool ready = false;
+        if (r->mailbox.src->ops->idle_begin(r->mailbox.src, &fd, &ready, &err) != MB_OK) {
             route_mailbox_close(&r->mailbox);
             back_off(app, r, "idle", &err);
             continue;
         }
         r->idle_fd = fd;
         r->waiting = true;
+        wait = wait && !ready;
     }
+    return wait;
 }
 
 /* idle_end_all - the wait is over: end every IDLE under way */
@@ -183,7 +188,7 @@ static void idle_end_all(struct app *app, struct route_run *runs, size_t count)
  * sooner; wake at once when an IDLE socket says the server has news */
 static void wait_for_work(struct app *app, struct route_run *runs, size_t count)
 {
-    idle_begin_all(app, runs, count);
+    bool wait = idle_begin_all(app, runs, count);
     struct pollfd *fds = xcalloc(count ? count : 1, sizeof(*fds));
     nfds_t nfds = 0;
     long long now = clock_now_ms();
@@ -195,7 +200,7 @@ static void wait_for_work(struct app *app, struct route_run *runs, size_t count)
             timeout = runs[i].resume_at_ms - now;
     }
     if (!*app->stop)
-        poll(fds, nfds, (int)timeout); /* EINTR from a stop signal is a wake-up too */
+        poll(fds, nfds, wait ? (int)timeout : 0); /* EINTR from a stop signal is a wake-up too */
     free(fds);
     idle_end_all(app, runs, count);
 }

@@ -136,6 +136,12 @@ void imap_note_mail(struct imap_session *s)
     sel->sel_has_recent = 0;
 }
 
+bool imap_mail_pending(struct imap_session *s)
+{
+    imap_note_mail(s);
+    return s->new_mail;
+}
+
 /* --- capabilities ------------------------------------------------------- */
 
 /* imap_has_capability - look CAP up in the list libetpan keeps ("AUTH=X"

@@ -158,6 +158,10 @@ int imap_idle_fd(struct imap_session *s);
 enum mb_status imap_idle_done(struct imap_session *s, bool *new_mail_r, struct mb_error *err);
 
 /* imap_noop - NOOP; *NEW_MAIL_R as imap_idle_done */
+/* imap_mail_pending - the server announced new mail (EXISTS/RECENT) in the
+ * answer to some command since the last imap_noop or imap_idle_done: check
+ * before starting an IDLE, which would not hear of it again */
+bool imap_mail_pending(struct imap_session *s);
 enum mb_status imap_noop(struct imap_session *s, bool *new_mail_r, struct mb_error *err);
 
 #endif

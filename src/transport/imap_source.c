@@ -343,13 +343,18 @@ static enum mb_status imap_src_settle(struct source *src, const char *where, enu
 }
 
 /* imap_src_idle_begin - save progress, then IDLE when allowed and offered */
-static enum mb_status imap_src_idle_begin(struct source *src, int *fd_r, struct mb_error *err)
+static enum mb_status imap_src_idle_begin(struct source *src, int *fd_r, bool *ready_r, struct mb_error *err)
 {
     struct imap_source *m = imap_of(src);
     *fd_r = -1;
+    *ready_r = false;
     enum mb_status st = wake(m, err); /* a second idle_begin renews the IDLE */
     if (st == MB_OK)
         st = save_progress(m, err);
+    if (st == MB_OK && imap_mail_pending(m->sess)) { /* announced meanwhile: IDLE would not repeat it */
+        *ready_r = true;
+        return MB_OK;
+    }
     if (st != MB_OK || !m->use_idle || !imap_has_capability(m->sess, "IDLE"))
         return st;
     st = imap_idle_start(m->sess, err);

@@ -165,8 +165,9 @@ static enum mb_status pop3_src_settle(struct source *src, const char *where, enu
 
 /* pop3_src_idle_begin - QUIT: the deletions are committed and the maildrop
  * unlocked for the wait; there is nothing to poll */
-static enum mb_status pop3_src_idle_begin(struct source *src, int *fd_r, struct mb_error *err)
+static enum mb_status pop3_src_idle_begin(struct source *src, int *fd_r, bool *ready_r, struct mb_error *err)
 {
+    *ready_r = false;
     *fd_r = -1;
     return end_session(pop3_of(src), err);
 }

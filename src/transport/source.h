@@ -63,9 +63,10 @@ struct source_ops {
                              struct mb_error *err);
     /* idle_begin - about to wait for new mail: *FD_R is a descriptor to
      * poll() for input (IMAP IDLE), or -1 to wait for the poll interval
-     * (POP3 commits its deletions and disconnects here). idle_end - the wait
-     * is over. NULL for archives. */
-    enum mb_status (*idle_begin)(struct source *src, int *fd_r, struct mb_error *err);
+     * (POP3 commits its deletions and disconnects here); *READY_R true means
+     * new mail is known to be there already: do not wait at all. idle_end -
+     * the wait is over. NULL for archives. */
+    enum mb_status (*idle_begin)(struct source *src, int *fd_r, bool *ready_r, struct mb_error *err);
     enum mb_status (*idle_end)(struct source *src, struct mb_error *err);
     /* progress - how far: *DONE_R of *TOTAL_R units (bytes or messages; total
      * 0 when unknown) */

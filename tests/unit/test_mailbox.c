@@ -767,9 +767,11 @@ static void wait_and_fetch(struct box *b, const char *folder, bool expect_fd)
     handed(src, &msg);
     next_none(src);
     int fd = -2;
+    bool ready = true;
     struct mb_error err;
-    CU_ASSERT_EQUAL_FATAL(src->ops->idle_begin(src, &fd, &err), MB_OK);
+    CU_ASSERT_EQUAL_FATAL(src->ops->idle_begin(src, &fd, &ready, &err), MB_OK);
     CU_ASSERT_EQUAL(fd >= 0, expect_fd);
+    CU_ASSERT_FALSE(ready); /* nothing new was announced */
     size_t len;
     char *raw = dovecot_make_message(folder, 400, &len);
     CU_ASSERT_TRUE(dovecot_append(&dc, "support", folder, raw, len, NULL) != 0);
@@ -782,10 +784,46 @@ static void wait_and_fetch(struct box *b, const char *folder, bool expect_fd)
     handed(src, &msg);
     next_none(src);
     /* closing while idle is fine too */
-    CU_ASSERT_EQUAL(src->ops->idle_begin(src, &fd, &err), MB_OK);
+    CU_ASSERT_EQUAL(src->ops->idle_begin(src, &fd, &ready, &err), MB_OK);
     source_close(&src);
     memory_free(&m);
     free(raw);
+}
+
+/* Mail announced in the answer to another command (a STORE while settling)
+ * is not announced again by IDLE: idle_begin must say "ready", not wait. */
+static void test_imap_mail_announced_before_idle(void)
+{
+    struct box b;
+    imap_box(&b, "Announced");
+    b.s.action = MAILBOX_SEEN;
+    b.s.idle = false; /* no IDLE in the loop below: it would take the news itself */
+    CU_ASSERT_TRUE_FATAL(dovecot_append(&dc, "support", "Announced", "Subject: 0\r\n\r\n0\r\n", 17, NULL) != 0);
+    struct memory m;
+    memory_init(&m);
+    struct source *src = open_ok(&b, &m);
+    struct source_msg msg;
+    char *where = next_is(src, "Subject: 0\r\n\r\n0\r\n", 17, &msg);
+    handed(src, &msg);
+    next_none(src);
+    CU_ASSERT_TRUE(dovecot_append(&dc, "support", "Announced", "Subject: 1\r\n\r\n1\r\n", 17, NULL) != 0);
+    struct mb_error err;
+    int fd = -1;
+    bool ready = false;
+    /* Dovecot announces the append within about half a second, in the
+     * answer to whatever command comes next; 40 tries is a hang guard */
+    for (int i = 0; i < 40 && !ready; i++) {
+        CU_ASSERT_EQUAL(source_settle(src, where, SOURCE_DONE, &err), MB_OK); /* a STORE */
+        CU_ASSERT_EQUAL_FATAL(src->ops->idle_begin(src, &fd, &ready, &err), MB_OK);
+        CU_ASSERT_EQUAL(src->ops->idle_end(src, &err), MB_OK);
+        if (!ready)
+            usleep(50000);
+    }
+    CU_ASSERT_TRUE(ready);
+    free(next_is(src, "Subject: 1\r\n\r\n1\r\n", 17, &msg));
+    free(where);
+    source_close(&src);
+    memory_free(&m);
 }
 
 static void test_imap_wait_idle(void)
@@ -837,9 +875,11 @@ static void test_pop3_uidls_across_sessions(void)
     CU_ASSERT_EQUAL(m.nitems, 2);
     /* a new session (after a wait): only the one not handed */
     int fd = 0;
+    bool ready = true;
     struct mb_error err;
-    CU_ASSERT_EQUAL(src->ops->idle_begin(src, &fd, &err), MB_OK);
+    CU_ASSERT_EQUAL(src->ops->idle_begin(src, &fd, &ready, &err), MB_OK);
     CU_ASSERT_EQUAL(fd, -1);
+    CU_ASSERT_FALSE(ready);
     CU_ASSERT_EQUAL(src->ops->idle_end(src, &err), MB_OK);
     free(next_is(src, raws[1], lens[1], &msg));
     handed(src, &msg);
@@ -899,7 +939,8 @@ static void test_pop3_delete_at_quit(void)
     free(other);
     CU_ASSERT_TRUE(dovecot_has_size(&dc, "sales", "INBOX", len)); /* DELE waits for QUIT */
     int fd;
-    CU_ASSERT_EQUAL(src->ops->idle_begin(src, &fd, &err), MB_OK);
+    bool ready;
+    CU_ASSERT_EQUAL(src->ops->idle_begin(src, &fd, &ready, &err), MB_OK);
     CU_ASSERT_FALSE(dovecot_has_size(&dc, "sales", "INBOX", len));
     CU_ASSERT_TRUE(dovecot_has_size(&dc, "sales", "INBOX", big_len));
     CU_ASSERT_EQUAL(dovecot_count(&dc, "sales", "INBOX"), before + 1);
@@ -943,6 +984,7 @@ static const struct unit_test mailbox_tests[] = {
     {"IMAP: UIDVALIDITY reset fetches all again", test_imap_uidvalidity_reset},
     {"IMAP: large messages spooled, one per batch", test_imap_spooled_batches},
     {"IMAP: IDLE wakes for new mail", test_imap_wait_idle},
+    {"IMAP: mail announced before IDLE means ready", test_imap_mail_announced_before_idle},
     {"IMAP: without IDLE, next() after the wait finds it", test_imap_wait_poll},
     {"POP3: UIDLs handed are skipped across sessions; keep", test_pop3_uidls_across_sessions},
     {"POP3: delete committed at QUIT; over the limit; quarantine", test_pop3_delete_at_quit},
