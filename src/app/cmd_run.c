@@ -48,7 +48,7 @@ static void run_usage(FILE *out)
                  "69 (with --once) a vendor or mailbox refused our credentials, 78 configuration error\n");
 }
 
-/* back_off - ROUTE failed a pass: wait longer each time, say so once */
+/* back_off - ROUTE failed a pass: wait longer after each failure in a row, and say why */
 static void back_off(struct app *app, struct route_run *r, const char *what, const struct mb_error *err)
 {
     r->failures++;
