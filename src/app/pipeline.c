@@ -185,11 +185,12 @@ static const char *status_word(enum mb_status st)
 }
 
 /* settle - ask the vendor whether the post of REQ (ROW, left in POSTING)
- * arrived: found -> DONE; not found -> due again (at once when REQUEUE_NOW,
- * else after the usual backoff). MB_TEMP when the vendor could not be asked:
- * the row stays POSTING and is settled on a later pass. */
+ * arrived: found -> DONE (*DONE_R true); not found -> due again (at once
+ * when REQUEUE_NOW, else after the usual backoff). MB_TEMP when the vendor
+ * could not be asked: the row stays POSTING and is settled on a later pass. */
 static enum mb_status settle(struct pipeline *p, const struct store_msg *row, const struct mb_mail *mail,
-                             const struct ticket_request *req, bool requeue_now, struct mb_error *err)
+                             const struct ticket_request *req, bool requeue_now, bool *done_r,
+                             struct mb_error *err)
 {
     struct ticket_result res;
     ticket_result_init(&res);
@@ -216,6 +217,7 @@ static enum mb_status settle(struct pipeline *p, const struct store_msg *row, co
         .conversation_id = res.conversation_id,
     };
     st = store_finish_attempt(p->store, row->id, &o, err);
+    *done_r = st == MB_OK && found;
     if (st == MB_OK && found) {
         p->stats.reconciled++;
         log_outcome(p, row, mail, "reconcile", "ok", &res, NULL, -1);
@@ -230,10 +232,12 @@ static enum mb_status settle(struct pipeline *p, const struct store_msg *row, co
 /* post - one attempt to hand MAIL (stored as ROW) to the vendor, recorded
  * before (intent: store_begin_attempt, done here unless BEGUN says the
  * caller did it) and after (outcome). MB_OK whatever the vendor said,
- * unless the store failed (MB_TEMP) or the vendor is down (MB_DOWN). */
+ * unless the store failed (MB_TEMP) or the vendor is down (MB_DOWN);
+ * *DONE_R tells whether the row ended DONE. */
 static enum mb_status post(struct pipeline *p, const struct store_msg *row, const struct mb_mail *mail,
-                           bool begun, struct mb_error *err)
+                           bool begun, bool *done_r, struct mb_error *err)
 {
+    *done_r = false;
     struct thread_decision dec;
     thread_resolve(mail, p->route->subject_token, lookup_thread, p, &dec);
     const char *parent = dec.kind == THREAD_NEW ? pending_parent(p, mail) : NULL;
@@ -257,7 +261,7 @@ static enum mb_status post(struct pipeline *p, const struct store_msg *row, cons
     if (outcome == MB_TEMP && res.unanswered) {
         /* The vendor may have acted on it: ask before any second post. */
         log_outcome(p, row, mail, dec.kind == THREAD_NEW ? "create" : "append", "unanswered", &res, perr.text, -1);
-        st = settle(p, row, mail, &req, false, err);
+        st = settle(p, row, mail, &req, false, done_r, err);
         ticket_result_clear(&res);
         thread_decision_clear(&dec);
         return st == MB_TEMP ? MB_OK : st; /* unsettled: stays POSTING, settled on a later pass */
@@ -273,6 +277,7 @@ static enum mb_status post(struct pipeline *p, const struct store_msg *row, cons
         .conversation_id = res.conversation_id,
     };
     st = store_finish_attempt(p->store, row->id, &o, err);
+    *done_r = st == MB_OK && outcome == MB_OK;
     const char *action = dec.kind == THREAD_NEW ? "create" : "append";
     if (st == MB_OK) {
         log_outcome(p, row, mail, action, status_word(outcome), &res, o.error, delay);
@@ -293,6 +298,14 @@ static bool due_now(const struct store_msg *row)
     return row->state == MSG_QUEUED || (row->state == MSG_RETRY && row->next_attempt_ms <= clock_now_ms());
 }
 
+/* owner_alive - another live process began this post: leave it alone */
+static bool owner_alive(long pid)
+{
+    if (pid <= 0 || pid == (long)getpid())
+        return false;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
 /* relocate_if_moved - a known message (ROW) found again at WHERE: the place
  * it is now is the one to acknowledge */
 static enum mb_status relocate_if_moved(struct pipeline *p, const struct store_msg *row, const char *where,
@@ -303,10 +316,26 @@ static enum mb_status relocate_if_moved(struct pipeline *p, const struct store_m
     return store_relocate(p->store, row->id, where, err);
 }
 
+/* reconcile_with - settle ROW, left in POSTING by a crash or an unanswered
+ * post, asking the vendor about MAIL; *DONE_R true when the vendor had it */
+static enum mb_status reconcile_with(struct pipeline *p, const struct store_msg *row, const struct mb_mail *mail,
+                                     bool *done_r, struct mb_error *err)
+{
+    struct thread_decision dec;
+    thread_resolve(mail, p->route->subject_token, lookup_thread, p, &dec);
+    struct ticket_request req = {.mail = mail, .thread = &dec, .key = row->key};
+    enum mb_status st = settle(p, row, mail, &req, true, done_r, err);
+    thread_decision_clear(&dec);
+    return st;
+}
+
 /* A message admitted to the store and due for a post. */
 struct admitted {
-    struct mb_mail *mail; /* owned */
-    struct store_msg row; /* owned */
+    struct mb_mail *mail;      /* owned */
+    struct store_msg row;      /* owned */
+    const unsigned char *raw;  /* borrowed: bytes the store does not hold (the source
+                                  does), NULL when it holds them */
+    size_t len;
 };
 
 static void admitted_clear(struct admitted *a)
@@ -315,32 +344,80 @@ static void admitted_clear(struct admitted *a)
     store_msg_clear(&a->row);
 }
 
-/* admit - parse RAW and commit it to the store (deduplicated by key); an
+/* keep_raw_unless_done - A, whose bytes only its mailbox holds, did not end
+ * DONE: the store keeps them now, as the mailbox will not hand it over again
+ * (its progress moves past it once the batch is safe) */
+static enum mb_status keep_raw_unless_done(struct pipeline *p, const struct admitted *a, bool done,
+                                           struct mb_error *err)
+{
+    if (done || a->raw == NULL)
+        return MB_OK;
+    return store_keep_raw(p->store, a->row.id, a->raw, a->len, err);
+}
+
+/* claimed_in - whether row ID is one of the N messages claimed already in
+ * this batch (the same mail twice in one fetch) */
+static bool claimed_in(const struct admitted *claimed, size_t n, long long id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (claimed[i].mail != NULL && claimed[i].row.id == id)
+            return true;
+    return false;
+}
+
+/* resume_interrupted - A was found again while its row is POSTING and the
+ * process that began the post is gone: it died before the outcome, and
+ * (coming from a mailbox) may have kept no bytes. With the bytes at hand,
+ * ask the vendor first, exactly as reconciliation does; *DUE_R when the
+ * vendor does not have it and it is to be posted now. */
+static enum mb_status resume_interrupted(struct pipeline *p, struct admitted *a, bool *due_r, struct mb_error *err)
+{
+    bool done = false;
+    enum mb_status st = reconcile_with(p, &a->row, a->mail, &done, err);
+    if (st == MB_TEMP) /* the vendor could not be asked: a later reconcile will */
+        return keep_raw_unless_done(p, a, false, err);
+    if (st != MB_OK || done)
+        return st;
+    char *key = xstrdup(a->row.key);
+    store_msg_clear(&a->row);
+    st = store_get(p->store, p->route->name, key, &a->row, err);
+    free(key);
+    *due_r = st == MB_OK && due_now(&a->row);
+    return st;
+}
+
+/* admit - parse IN and commit it to the store (deduplicated by key); an
  * unparsable message is quarantined there. *DUE_R says whether it is to be
- * posted now, A_R then holds it. */
-static enum mb_status admit(struct pipeline *p, const unsigned char *raw, size_t len, const char *where,
-                            bool ack_wanted, struct admitted *a_r, bool *due_r, struct mb_error *err)
+ * posted now, A_R then holds it. CLAIMED (N) are the messages of this batch
+ * claimed already. A parsed mailbox message is stored without its bytes:
+ * the mailbox keeps it until it is settled, and keep_raw_unless_done stores
+ * them for the few that are not delivered at once. */
+static enum mb_status admit(struct pipeline *p, const struct pipeline_input *in, const struct admitted *claimed,
+                            size_t n, struct admitted *a_r, bool *due_r, struct mb_error *err)
 {
     struct mb_error perr;
     mb_error_clear(&perr);
     memset(a_r, 0, sizeof(*a_r));
     *due_r = false;
-    enum mb_status parsed = mime_parse(raw, len, &p->cfg->limits, &a_r->mail, &perr);
-    char *key = a_r->mail != NULL ? xstrdup(a_r->mail->key) : mime_raw_key(raw, len);
+    enum mb_status parsed = mime_parse(in->raw, in->len, &p->cfg->limits, &a_r->mail, &perr);
+    char *key = a_r->mail != NULL ? xstrdup(a_r->mail->key) : mime_raw_key(in->raw, in->len);
+    bool held_by_source = in->ack_wanted && parsed == MB_OK;
     struct store_new_msg nm = {
         .route = p->route->name,
         .key = key,
-        .source = where,
+        .source = in->where,
         .message_id = a_r->mail ? a_r->mail->message_id : NULL,
         .subject = a_r->mail ? a_r->mail->subject : NULL,
-        .raw = raw,
-        .raw_len = len,
-        .ack_wanted = ack_wanted,
+        .raw = held_by_source ? NULL : in->raw,
+        .raw_len = in->len,
+        .ack_wanted = in->ack_wanted,
     };
+    a_r->raw = held_by_source ? in->raw : NULL;
+    a_r->len = in->len;
     bool created = false;
     enum mb_status st = store_enqueue(p->store, &nm, &created, &a_r->row, err);
-    if (st == MB_OK && !created && ack_wanted)
-        st = relocate_if_moved(p, &a_r->row, where, err);
+    if (st == MB_OK && !created && in->ack_wanted)
+        st = relocate_if_moved(p, &a_r->row, in->where, err);
     if (st != MB_OK) {
         /* not stored: the source keeps the message */
     } else if (parsed != MB_OK) {
@@ -354,6 +431,9 @@ static enum mb_status admit(struct pipeline *p, const unsigned char *raw, size_t
         }
     } else if (created || due_now(&a_r->row)) {
         *due_r = true;
+    } else if (a_r->row.state == MSG_POSTING && !owner_alive(a_r->row.owner_pid) &&
+               !claimed_in(claimed, n, a_r->row.id)) {
+        st = resume_interrupted(p, a_r, due_r, err);
     } else {
         log_outcome(p, &a_r->row, a_r->mail, "skip", "duplicate", NULL, NULL, -1);
         p->stats.duplicates++;
@@ -367,14 +447,8 @@ static enum mb_status admit(struct pipeline *p, const unsigned char *raw, size_t
 enum mb_status pipeline_ingest(struct pipeline *p, const unsigned char *raw, size_t len,
                                const char *where, bool ack_wanted, struct mb_error *err)
 {
-    struct admitted a;
-    bool due = false;
-    enum mb_status st = admit(p, raw, len, where, ack_wanted, &a, &due, err);
-    if (st == MB_OK && due) {
-        st = post(p, &a.row, a.mail, false, err);
-        admitted_clear(&a);
-    }
-    return st;
+    const struct pipeline_input in = {raw, len, where, ack_wanted};
+    return pipeline_ingest_batch(p, &in, 1, NULL, err);
 }
 
 /* A batch holds the store's write lock while it posts: other processes (an
@@ -389,10 +463,16 @@ static enum mb_status post_admitted(struct pipeline *p, struct admitted *items, 
     enum mb_status st = store_batch_begin(p->store, err);
     long long since = clock_now_ms();
     size_t i = 0;
-    for (; st == MB_OK && i < n && !*stop; i++) {
+    for (; st == MB_OK && i < n && !(stop && *stop); i++) {
         if (items[i].mail == NULL)
             continue;
-        st = post(p, &items[i].row, items[i].mail, true, err);
+        bool done = false;
+        st = post(p, &items[i].row, items[i].mail, true, &done, err);
+        if (st == MB_OK || st == MB_DOWN) { /* an outcome was recorded */
+            struct mb_error kerr;
+            enum mb_status kst = keep_raw_unless_done(p, &items[i], done, st == MB_OK ? err : &kerr);
+            st = st == MB_OK ? kst : st;
+        }
         if (st == MB_OK && clock_now_ms() - since > BATCH_LOCK_MS) {
             st = store_batch_commit(p->store, err);
             if (st == MB_OK)
@@ -405,9 +485,9 @@ static enum mb_status post_admitted(struct pipeline *p, struct admitted *items, 
      * them to reconciliation. */
     struct mb_error cerr;
     struct store_outcome back = {.status = MB_DOWN, .error = "not posted: the route stopped"};
-    for (; (st == MB_DOWN || *stop) && i < n; i++)
-        if (items[i].mail != NULL)
-            store_finish_attempt(p->store, items[i].row.id, &back, &cerr);
+    for (; (st == MB_DOWN || (stop && *stop)) && i < n; i++)
+        if (items[i].mail != NULL && store_finish_attempt(p->store, items[i].row.id, &back, &cerr) == MB_OK)
+            keep_raw_unless_done(p, &items[i], false, &cerr);
     enum mb_status cst = store_batch_commit(p->store, st == MB_OK ? err : &cerr);
     return st != MB_OK ? st : cst;
 }
@@ -418,18 +498,20 @@ enum mb_status pipeline_ingest_batch(struct pipeline *p, const struct pipeline_i
     struct admitted *items = xcalloc(n ? n : 1, sizeof(*items));
     /* Phase one: every message admitted and its post's intent recorded, in
      * one commit - from here on each is safe, and a crash before its outcome
-     * is recorded is settled by reconciliation, never by a blind second post. */
+     * is recorded is settled by reconciliation, never by a blind second post.
+     * All or nothing: a failure rolls the phase back and the source keeps
+     * every message (some were admitted without their bytes). */
     enum mb_status st = store_batch_begin(p->store, err);
     for (size_t i = 0; st == MB_OK && i < n; i++) {
         bool due = false;
-        st = admit(p, in[i].raw, in[i].len, in[i].where, in[i].ack_wanted, &items[i], &due, err);
+        st = admit(p, &in[i], items, i, &items[i], &due, err);
         if (st == MB_OK && due) /* inside the batch's lock nobody else can claim it */
             st = store_begin_attempt(p->store, items[i].row.id, err);
     }
-    struct mb_error cerr;
-    enum mb_status cst = store_batch_commit(p->store, st == MB_OK ? err : &cerr);
     if (st == MB_OK)
-        st = cst;
+        st = store_batch_commit(p->store, err);
+    else
+        store_batch_abort(p->store);
     if (st == MB_OK)
         st = post_admitted(p, items, n, stop, err);
     for (size_t i = 0; i < n; i++)
@@ -453,9 +535,11 @@ void pipeline_record_refused(struct pipeline *p, const char *source_id, const ch
 }
 
 /* load_mail - parse the raw bytes kept for ROW; a row that no longer parses
- * (the limits were lowered) is quarantined and *MAIL_R left NULL. */
+ * (the limits were lowered) is quarantined and *MAIL_R left NULL. *HELD_R
+ * (when given) is set when no bytes are kept because the row's mailbox
+ * still holds them; without HELD_R that is a reason to quarantine. */
 static enum mb_status load_mail(struct pipeline *p, const struct store_msg *row, struct mb_mail **mail_r,
-                                struct mb_error *err)
+                                bool *held_r, struct mb_error *err)
 {
     unsigned char *raw = NULL;
     size_t len = 0;
@@ -465,6 +549,12 @@ static enum mb_status load_mail(struct pipeline *p, const struct store_msg *row,
         return store_set_quarantine(p->store, row->id, err->text, err);
     if (st != MB_OK)
         return st;
+    if (raw == NULL && held_r != NULL) {
+        *held_r = true;
+        return MB_OK;
+    }
+    if (raw == NULL)
+        return store_set_quarantine(p->store, row->id, "no raw bytes kept for it", err);
     struct mb_error perr;
     if (mime_parse(raw, len, &p->cfg->limits, mail_r, &perr) != MB_OK) {
         st = store_set_quarantine(p->store, row->id, perr.text, err);
@@ -485,9 +575,10 @@ enum mb_status pipeline_drain(struct pipeline *p, long long now, size_t limit,
     enum mb_status st = store_due(p->store, p->route->name, now, batch, &msgs, &count, err);
     for (size_t i = 0; st == MB_OK && i < count && !(stop && *stop); i++) {
         struct mb_mail *mail = NULL;
-        st = load_mail(p, &msgs[i], &mail, err);
+        bool done = false;
+        st = load_mail(p, &msgs[i], &mail, NULL, err);
         if (st == MB_OK && mail != NULL) {
-            st = post(p, &msgs[i], mail, false, err);
+            st = post(p, &msgs[i], mail, false, &done, err);
             (*posted_r)++;
         }
         mail_free(&mail);
@@ -496,28 +587,19 @@ enum mb_status pipeline_drain(struct pipeline *p, long long now, size_t limit,
     return st;
 }
 
-/* reconcile_one - settle ROW, left in POSTING by a crash or an unanswered post */
+/* reconcile_one - settle ROW, left in POSTING by a crash or an unanswered
+ * post; one whose bytes only its mailbox holds is settled when the mailbox
+ * hands it over again (resume_interrupted) */
 static enum mb_status reconcile_one(struct pipeline *p, const struct store_msg *row, struct mb_error *err)
 {
     struct mb_mail *mail = NULL;
-    enum mb_status st = load_mail(p, row, &mail, err);
+    bool held = false, done = false;
+    enum mb_status st = load_mail(p, row, &mail, &held, err);
     if (st != MB_OK || mail == NULL)
         return st;
-    struct thread_decision dec;
-    thread_resolve(mail, p->route->subject_token, lookup_thread, p, &dec);
-    struct ticket_request req = {.mail = mail, .thread = &dec, .key = row->key};
-    st = settle(p, row, mail, &req, true, err);
-    thread_decision_clear(&dec);
+    st = reconcile_with(p, row, mail, &done, err);
     mail_free(&mail);
     return st;
-}
-
-/* owner_alive - another live process began this post: leave it alone */
-static bool owner_alive(long pid)
-{
-    if (pid <= 0 || pid == (long)getpid())
-        return false;
-    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
 enum mb_status pipeline_reconcile(struct pipeline *p, struct mb_error *err)

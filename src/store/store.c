@@ -120,6 +120,7 @@ enum stmt_id {
     STMT_THREAD_GET,
     STMT_RAW,
     STMT_RAW_PUT,
+    STMT_RAW_KEEP,
     STMT_RAW_DROP,
     STMT_DUE,
     STMT_DUE_ROUTE,
@@ -177,6 +178,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
                         " WHERE route = ?1 AND message_id = ?2",
     [STMT_RAW] = "SELECT m.id, r.raw FROM messages m LEFT JOIN raws r ON r.id = m.id WHERE m.id = ?1",
     [STMT_RAW_PUT] = "INSERT INTO raws (id, raw) VALUES (?1, ?2)",
+    [STMT_RAW_KEEP] = "INSERT INTO raws (id, raw) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
     [STMT_RAW_DROP] = "DELETE FROM raws WHERE id = ?1",
     [STMT_DUE] = "SELECT " MSG_COLUMNS " FROM messages WHERE state IN ('queued', 'retry')"
                  " AND (state = 'queued' OR next_attempt_ms <= ?1) ORDER BY id LIMIT ?2",
@@ -502,26 +504,40 @@ static enum mb_status configure(struct store *s, struct mb_error *err)
     return status;
 }
 
-/* migrate - create the schema in a new file, bring an older one up to
- * STORE_SCHEMA_VERSION; refuse newer files and files that are not ours */
-static enum mb_status migrate(struct store *s, struct mb_error *err)
+/* check_schema - *VERSION_R of the file; MB_CONFIG for a file that is not
+ * ours or is newer than this program */
+static enum mb_status check_schema(struct store *s, long long *version_r, struct mb_error *err)
 {
-    enum mb_status status = exec(s, "BEGIN IMMEDIATE", "reading the schema", err);
-    if (status != MB_OK)
-        return status;
-    long long app_id = 0, version = 0, objects = 0;
-    status = query_int(s, "PRAGMA application_id", &app_id, err);
+    long long app_id = 0, objects = 0;
+    *version_r = 0;
+    enum mb_status status = query_int(s, "PRAGMA application_id", &app_id, err);
     if (status == MB_OK)
-        status = query_int(s, "PRAGMA user_version", &version, err);
+        status = query_int(s, "PRAGMA user_version", version_r, err);
     if (status == MB_OK)
         status = query_int(s, "SELECT count(*) FROM sqlite_master", &objects, err);
     if (status == MB_OK && (app_id != STORE_APPLICATION_ID && (app_id != 0 || objects > 0)))
-        status = mb_error_set(err, MB_CONFIG, "store %s: not a mailbridge store", s->path);
-    else if (status == MB_OK && version > STORE_SCHEMA_VERSION)
-        status = mb_error_set(err, MB_CONFIG,
-                              "store %s: schema version %lld is newer than this mailbridge "
-                              "knows (%d)",
-                              s->path, version, STORE_SCHEMA_VERSION);
+        return mb_error_set(err, MB_CONFIG, "store %s: not a mailbridge store", s->path);
+    if (status == MB_OK && *version_r > STORE_SCHEMA_VERSION)
+        return mb_error_set(err, MB_CONFIG,
+                            "store %s: schema version %lld is newer than this mailbridge knows (%d)",
+                            s->path, *version_r, STORE_SCHEMA_VERSION);
+    return status;
+}
+
+/* migrate - create the schema in a new file, bring an older one up to
+ * STORE_SCHEMA_VERSION; refuse newer files and files that are not ours.
+ * An up-to-date file is only read: opening the store (`status`) must not
+ * wait for the write lock a daemon holds during a batch. */
+static enum mb_status migrate(struct store *s, struct mb_error *err)
+{
+    long long version = 0;
+    enum mb_status status = check_schema(s, &version, err);
+    if (status != MB_OK || version == STORE_SCHEMA_VERSION)
+        return status;
+    status = exec(s, "BEGIN IMMEDIATE", "reading the schema", err);
+    if (status != MB_OK)
+        return status;
+    status = check_schema(s, &version, err); /* another process may have been first */
     for (long long v = version; status == MB_OK && v < STORE_SCHEMA_VERSION; v++)
         status = exec(s, migrations[v], "creating the schema", err);
     if (status == MB_OK && version < STORE_SCHEMA_VERSION) {
@@ -798,16 +814,15 @@ enum mb_status store_load_raw(struct store *s, long long id, unsigned char **raw
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
     enum mb_status status = MB_OK;
+    *raw_r = NULL;
+    *len_r = 0;
     if (rc == SQLITE_ROW && sqlite3_column_type(st, 1) != SQLITE_NULL) {
         const void *raw = sqlite3_column_blob(st, 1); /* NULL for zero bytes */
         size_t len = (size_t)sqlite3_column_bytes(st, 1);
         *raw_r = xmemdup(raw != NULL ? raw : "", len);
         *len_r = len;
     } else if (rc == SQLITE_ROW) {
-        status = mb_error_set(err, MB_PERM,
-                              "store %s: %s: message %lld has no raw bytes (delivered, or "
-                              "never kept)",
-                              s->path, what, id);
+        /* delivered, or its mailbox still holds it: none kept, not an error */
     } else if (rc == SQLITE_DONE) {
         status =
             mb_error_set(err, MB_PERM, "store %s: %s: unknown message %lld", s->path, what, id);
@@ -908,6 +923,20 @@ static enum mb_status write_one(struct store *s, sqlite3_stmt *st, const char *w
     return tx_end(s, status, what, err);
 }
 
+/* store_keep_raw - the raw bytes of message ID, unless some are kept already */
+enum mb_status store_keep_raw(struct store *s, long long id, const void *raw, size_t len,
+                              struct mb_error *err)
+{
+    sqlite3_stmt *st = s->stmt[STMT_RAW_KEEP];
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_bind_blob64(st, 2, len > 0 ? raw : "", len, SQLITE_STATIC);
+    if (rc != SQLITE_OK) { /* larger than SQLite takes */
+        stmt_reset(st);
+        return db_fail(s, rc, "keep raw", err);
+    }
+    return write_one(s, st, "keep raw", err);
+}
+
 enum mb_status store_ack_done(struct store *s, long long id, struct mb_error *err)
 {
     sqlite3_stmt *st = s->stmt[STMT_ACK_DONE];
@@ -981,6 +1010,15 @@ enum mb_status store_batch_begin(struct store *s, struct mb_error *err)
     enum mb_status status = run(s, s->stmt[STMT_BEGIN], "batch", err);
     s->batch = status == MB_OK;
     return status;
+}
+
+void store_batch_abort(struct store *s)
+{
+    if (!s->batch)
+        return;
+    s->batch = false;
+    if (!sqlite3_get_autocommit(s->db))
+        run(s, s->stmt[STMT_ROLLBACK], "batch abort", NULL);
 }
 
 enum mb_status store_batch_commit(struct store *s, struct mb_error *err)

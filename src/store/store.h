@@ -57,7 +57,8 @@ struct store_new_msg {
     const char *source;     /* borrowed, may be NULL */
     const char *message_id; /* borrowed, may be NULL */
     const char *subject;    /* borrowed, may be NULL */
-    const void *raw;        /* borrowed: the raw message, kept until DONE */
+    const void *raw;        /* borrowed: the raw message, kept until DONE; NULL keeps none
+                               (a mailbox holds the message meanwhile: store_keep_raw) */
     size_t raw_len;
     bool ack_wanted;        /* the source waits to hear when the message is safe (store_ack_due) */
 };
@@ -108,9 +109,16 @@ bool store_thread_lookup(struct store *store, const char *route, const char *mes
                          struct thread_ref *ref_r);
 
 /* store_load_raw - a copy of the raw bytes kept for message ID (caller
- * frees *RAW_R). MB_PERM when they were dropped or never kept. */
+ * frees *RAW_R); *RAW_R NULL when none are kept (dropped once DONE, or
+ * still held by the mailbox it came from). MB_PERM when ID is unknown. */
 enum mb_status store_load_raw(struct store *store, long long id, unsigned char **raw_r,
                               size_t *len_r, struct mb_error *err);
+
+/* store_keep_raw - keep RAW (LEN bytes) for message ID from now on, unless
+ * bytes are kept already: a message enqueued without them whose mailbox will
+ * not hand it over again (committed, or with the batch) */
+enum mb_status store_keep_raw(struct store *store, long long id, const void *raw, size_t len,
+                              struct mb_error *err);
 
 /* store_due - up to LIMIT messages of ROUTE (NULL = every route) ready for a
  * post: QUEUED, or RETRY with next_attempt_ms <= NOW_MS; oldest first.
@@ -151,6 +159,8 @@ enum mb_status store_requeue(struct store *store, const char *route, const char 
  * while one is open. */
 enum mb_status store_batch_begin(struct store *store, struct mb_error *err);
 enum mb_status store_batch_commit(struct store *store, struct mb_error *err);
+/* store_batch_abort - roll the open batch back, if any: nothing of it happened */
+void store_batch_abort(struct store *store);
 
 /* Acknowledgements to the source. A mailbox message is flagged, moved or
  * deleted only once it is DONE (the vendor has it) or in QUARANTINE (moved

@@ -485,6 +485,13 @@ service pop3-login {{{chroot}
                     out.append((uid, flags.get(uid, set()), item[1]))
             return sorted(out, key=lambda m: m[0])
 
+    # delete - what a person does to a message: \Deleted and expunged
+    def delete(self, user, folder, uid):
+        with self._session(user) as imap:
+            _check(*imap.select(_quote(folder)), f"SELECT {folder}")
+            _check(*imap.uid("STORE", str(uid), "+FLAGS.SILENT", "(\\Deleted)"), "STORE")
+            _check(*imap.expunge(), "EXPUNGE")
+
     # folders - USER's folder names, sorted
     def folders(self, user):
         with self._session(user) as imap:

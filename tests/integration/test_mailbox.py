@@ -112,6 +112,45 @@ class MailboxTest(unittest.TestCase):
             self.assertEqual(dc.messages("support", "INBOX"), [])
             self.assertEqual(len(dc.messages("support", "Done")), 1)
 
+    def test_a_retry_does_not_need_the_mailbox_copy_any_more(self):
+        # Delivered mail is never copied into the store (the mailbox holds it
+        # until it is flagged); one the vendor did not take is, so a person
+        # deleting it from the mailbox meanwhile loses nothing.
+        with Emulator() as itx, Dovecot() as dc, Workdir() as wd:
+            conf = mailbox_config(wd, itx, dc)
+            uid = dc.append("support", "INBOX", make_mail(subject="Deleted meanwhile", message_id="<dm@x>"))
+            itx.faults([{"status": 503}])
+            r = mb(conf, "run", "--once")
+            self.assertEqual(r.returncode, 1, r.stderr)  # waiting for a retry
+            self.assertEqual(itx.messages(), [])
+            dc.delete("support", "INBOX", uid)
+            wait_until(lambda: mb(conf, "run", "--once").returncode == 0 and itx.messages(), timeout=10)
+            self.assertEqual([m["subject"] for m in itx.messages()], ["Deleted meanwhile"])
+
+    def test_a_post_killed_in_flight_is_looked_up_not_repeated(self):
+        # The daemon dies while the vendor is working on a post: the store has
+        # the intent, not the bytes (the mailbox has them). The next run
+        # fetches the mail again, asks the vendor, finds it, and only flags it.
+        with Emulator() as itx, Dovecot() as dc, Workdir() as wd:
+            conf = mailbox_config(wd, itx, dc)
+            dc.append("support", "INBOX", make_mail(subject="In flight", message_id="<if@x>"))
+            itx.faults([{"delay_ms": 1500, "path": "/rest/itxems/message"}])
+            proc = subprocess.Popen([os.environ["MAILBRIDGE"], "-c", str(conf), "run"],
+                                    env=dict(os.environ, **ENV), stderr=subprocess.DEVNULL)
+            try:
+                self.assertTrue(wait_until(lambda: "posting 1" in mb(conf, "status").stdout, timeout=20))
+                time.sleep(0.3)  # the request is with the vendor, which sits on it
+            finally:
+                proc.kill()
+                proc.wait()
+            self.assertTrue(wait_until(lambda: len(itx.messages()) == 1, timeout=10))  # it went on without us
+            self.assertEqual(flags(dc), [set()])
+            r = mb(conf, "run", "--once")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual([m["subject"] for m in itx.messages()], ["In flight"])  # not twice
+            self.assertIn("action=reconcile", r.stderr)
+            self.assertEqual(flags(dc), [{"\\Seen"}])
+
     def test_bad_message_goes_to_quarantine_folder_and_the_next_still_arrives(self):
         with Emulator() as itx, Dovecot() as dc, Workdir() as wd:
             conf = mailbox_config(wd, itx, dc, extra_global="max_mime_depth = 2")

@@ -101,7 +101,7 @@ static bool raw_equals(struct store *store, long long id, const char *expect)
     unsigned char *raw = NULL;
     size_t len = 0;
     struct mb_error err;
-    if (store_load_raw(store, id, &raw, &len, &err) != MB_OK)
+    if (store_load_raw(store, id, &raw, &len, &err) != MB_OK || raw == NULL)
         return false;
     bool same = len == strlen(expect) && memcmp(raw, expect, len) == 0;
     free(raw);
@@ -214,7 +214,7 @@ static void test_lifecycle_done_teaches_thread_map(void)
     /* delivered: the raw bytes are gone, and it cannot be posted twice */
     unsigned char *raw = NULL;
     size_t len = 0;
-    CU_ASSERT_EQUAL(store_load_raw(fx.store, id, &raw, &len, &err), MB_PERM);
+    CU_ASSERT_EQUAL(store_load_raw(fx.store, id, &raw, &len, &err), MB_OK);
     CU_ASSERT_PTR_NULL(raw);
     CU_ASSERT_EQUAL(store_begin_attempt(fx.store, id, &err), MB_PERM);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.text, "done"));
@@ -713,6 +713,46 @@ static void test_batches_commit_once(void)
     fixture_done(&fx);
 }
 
+/* A mailbox message is enqueued without its bytes (the mailbox holds it);
+ * they are kept only once it will not be handed over again undelivered. */
+static void test_raw_kept_only_when_asked(void)
+{
+    struct fixture fx;
+    fixture_init(&fx);
+    struct mb_error err;
+    long long id = put(fx.store, "support", "m", "m@example.com", NULL);
+    unsigned char *raw = (unsigned char *)"sentinel";
+    size_t len = 99;
+    CU_ASSERT_EQUAL(store_load_raw(fx.store, id, &raw, &len, &err), MB_OK);
+    CU_ASSERT_PTR_NULL(raw);
+    CU_ASSERT_EQUAL(len, 0);
+    /* nothing to requeue: the bytes are not here */
+    CU_ASSERT_EQUAL(store_set_quarantine(fx.store, id, "x", &err), MB_OK);
+    unsigned long long count = 99;
+    CU_ASSERT_EQUAL(store_requeue(fx.store, NULL, NULL, &count, &err), MB_OK);
+    CU_ASSERT_EQUAL(count, 0);
+    CU_ASSERT_EQUAL(store_keep_raw(fx.store, id, "first", 5, &err), MB_OK);
+    CU_ASSERT_EQUAL(store_keep_raw(fx.store, id, "second", 6, &err), MB_OK); /* kept already */
+    CU_ASSERT_TRUE(raw_equals(fx.store, id, "first"));
+    CU_ASSERT_EQUAL(store_requeue(fx.store, NULL, NULL, &count, &err), MB_OK);
+    CU_ASSERT_EQUAL(count, 1);
+    /* an aborted batch leaves nothing behind */
+    long long other = put(fx.store, "support", "o", NULL, NULL);
+    CU_ASSERT_EQUAL_FATAL(store_batch_begin(fx.store, &err), MB_OK);
+    CU_ASSERT_EQUAL(store_keep_raw(fx.store, other, "b", 1, &err), MB_OK);
+    CU_ASSERT_EQUAL(store_begin_attempt(fx.store, other, &err), MB_OK);
+    store_batch_abort(fx.store);
+    store_close(&fx.store);
+    reopen(&fx);
+    struct store_msg row;
+    get(fx.store, "support", "o", &row);
+    CU_ASSERT_EQUAL(row.state, MSG_QUEUED);
+    store_msg_clear(&row);
+    CU_ASSERT_EQUAL(store_load_raw(fx.store, other, &raw, &len, &err), MB_OK);
+    CU_ASSERT_PTR_NULL(raw);
+    fixture_done(&fx);
+}
+
 int main(void)
 {
     static const struct unit_test tests[] = {
@@ -732,6 +772,7 @@ int main(void)
         {"checkpoints and items persist", test_checkpoints_and_items_persist},
         {"batches commit once", test_batches_commit_once},
         {"unknown messages are perm", test_unknown_messages_are_perm},
+        {"raw bytes kept only when asked", test_raw_kept_only_when_asked},
         {NULL, NULL},
     };
     static const struct unit_suite suites[] = {
