@@ -336,6 +336,7 @@ struct admitted {
     const unsigned char *raw;  /* borrowed: bytes the store does not hold (the source
                                   does), NULL when it holds them */
     size_t len;
+    bool begun;                /* claimed as it was enqueued: its intent is recorded */
 };
 
 static void admitted_clear(struct admitted *a)
@@ -411,6 +412,7 @@ static enum mb_status admit(struct pipeline *p, const struct pipeline_input *in,
         .raw = held_by_source ? NULL : in->raw,
         .raw_len = in->len,
         .ack_wanted = in->ack_wanted,
+        .claim = parsed == MB_OK, /* a new row is posted at once */
     };
     a_r->raw = held_by_source ? in->raw : NULL;
     a_r->len = in->len;
@@ -431,6 +433,7 @@ static enum mb_status admit(struct pipeline *p, const struct pipeline_input *in,
         }
     } else if (created || due_now(&a_r->row)) {
         *due_r = true;
+        a_r->begun = created;
     } else if (a_r->row.state == MSG_POSTING && !owner_alive(a_r->row.owner_pid) &&
                !claimed_in(claimed, n, a_r->row.id)) {
         st = resume_interrupted(p, a_r, due_r, err);
@@ -505,7 +508,7 @@ enum mb_status pipeline_ingest_batch(struct pipeline *p, const struct pipeline_i
     for (size_t i = 0; st == MB_OK && i < n; i++) {
         bool due = false;
         st = admit(p, &in[i], items, i, &items[i], &due, err);
-        if (st == MB_OK && due) /* inside the batch's lock nobody else can claim it */
+        if (st == MB_OK && due && !items[i].begun) /* inside the batch's lock nobody else can claim it */
             st = store_begin_attempt(p->store, items[i].row.id, err);
     }
     if (st == MB_OK)

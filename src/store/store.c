@@ -27,10 +27,11 @@
  * Version 1. A message's raw bytes live in their own table until DONE: SQLite
  * rewrites a whole record on any UPDATE, so a blob in the messages row would
  * be copied again at every state change. The attempts table is the
- * history of a message: every post (outcome ok/temp/perm/down/config, or
- * "lost" when the process stopped before the answer was recorded) and every
- * quarantine decision; messages.attempts counts only the posts that count
- * against the message. States are stored by name, so the rows read well in
+ * history of a message: every post whose outcome is known (ok/temp/perm/
+ * down/config; a post in flight is the row's POSTING state and its
+ * attempt_started_ms, written once when it ends) and every quarantine
+ * decision; messages.attempts counts only the posts that count against the
+ * message. States are stored by name, so the rows read well in
  * the sqlite3 shell and do not depend on the enum's order. */
 static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TABLE messages ("
@@ -51,6 +52,7 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " vendor_message_id TEXT,"
     " conversation_id TEXT,"
     " owner_pid INTEGER,"
+    " attempt_started_ms INTEGER,"
     " ack_pending INTEGER NOT NULL DEFAULT 0,"
     " UNIQUE (route, key));"
     "CREATE TABLE raws ("
@@ -69,7 +71,7 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " outcome TEXT,"
     " http_status INTEGER,"
     " error TEXT);"
-    "CREATE INDEX attempts_open ON attempts (message, finished_ms);"
+    "CREATE INDEX attempts_message ON attempts (message);"
     "CREATE TABLE threads ("
     " route TEXT NOT NULL,"
     " message_id TEXT NOT NULL,"
@@ -111,8 +113,7 @@ enum stmt_id {
     STMT_BY_KEY,
     STMT_STATE,
     STMT_START,
-    STMT_ATTEMPT_OPEN,
-    STMT_ATTEMPT_CLOSE,
+    STMT_ATTEMPT,
     STMT_EVENT,
     STMT_DONE,
     STMT_SET_STATE,
@@ -147,17 +148,17 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_SAVEPOINT] = "SAVEPOINT op",
     [STMT_RELEASE] = "RELEASE op",
     [STMT_ROLLBACK_TO] = "ROLLBACK TO op",
+    /* ?9 'posting' claims the new row at once, as STMT_START would */
     [STMT_INSERT] = "INSERT INTO messages (route, key, source, message_id, subject, state,"
-                    " created_ms, updated_ms, ack_pending)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?8)"
+                    " attempts, owner_pid, attempt_started_ms, created_ms, updated_ms, ack_pending)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?9, ?10, ?11, ?12, ?6, ?6, ?8)"
                     " ON CONFLICT (route, key) DO NOTHING",
     [STMT_BY_KEY] = "SELECT " MSG_COLUMNS " FROM messages WHERE route = ?1 AND key = ?2",
     [STMT_STATE] = "SELECT state FROM messages WHERE id = ?1",
     [STMT_START] = "UPDATE messages SET state = 'posting', attempts = attempts + 1,"
-                   " updated_ms = ?2, owner_pid = ?3 WHERE id = ?1",
-    [STMT_ATTEMPT_OPEN] = "INSERT INTO attempts (message, started_ms) VALUES (?1, ?2)",
-    [STMT_ATTEMPT_CLOSE] = "UPDATE attempts SET finished_ms = ?2, outcome = ?3, http_status = ?4,"
-                           " error = ?5 WHERE message = ?1 AND finished_ms IS NULL",
+                   " updated_ms = ?2, attempt_started_ms = ?2, owner_pid = ?3 WHERE id = ?1",
+    [STMT_ATTEMPT] = "INSERT INTO attempts (message, started_ms, finished_ms, outcome, http_status, error)"
+                     " SELECT id, attempt_started_ms, ?2, ?3, ?4, ?5 FROM messages WHERE id = ?1",
     [STMT_EVENT] = "INSERT INTO attempts (message, started_ms, finished_ms, outcome, error)"
                    " VALUES (?1, ?2, ?2, ?3, ?4)",
     [STMT_DONE] = "UPDATE messages SET state = 'done', next_attempt_ms = 0, updated_ms = ?2,"
@@ -401,22 +402,20 @@ static enum mb_status load_state(struct store *s, long long id, enum msg_state *
     return status;
 }
 
-/* close_attempt - finish the open attempt of message ID (if any) with
- * OUTCOME; *CLOSED_R tells whether there was one */
-static enum mb_status close_attempt(struct store *s, long long id, long long now,
-                                    const char *outcome, long http_status, const char *error,
-                                    bool *closed_r, const char *what, struct mb_error *err)
+/* record_attempt - the history row of the post of message ID just ended
+ * with OUTCOME */
+static enum mb_status record_attempt(struct store *s, long long id, long long now,
+                                     const char *outcome, long http_status, const char *error,
+                                     const char *what, struct mb_error *err)
 {
-    sqlite3_stmt *st = s->stmt[STMT_ATTEMPT_CLOSE];
+    sqlite3_stmt *st = s->stmt[STMT_ATTEMPT];
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, now);
     bind_text(st, 3, outcome);
     if (http_status != 0)
         sqlite3_bind_int64(st, 4, http_status);
     bind_text(st, 5, error);
-    enum mb_status status = run(s, st, what, err);
-    *closed_r = status == MB_OK && sqlite3_changes(s->db) > 0;
-    return status;
+    return run(s, st, what, err);
 }
 
 /* set_state - move message ID to STATE; UNCOUNT is 1 when the attempt just
@@ -624,7 +623,21 @@ void store_close(struct store **store)
     *store = NULL;
 }
 
-/* store_enqueue - insert unless (route, key) exists; either way read the row back */
+/* new_row - MSG_R for the row MSG just inserted as ID, as it was admitted
+ * (before a claim), without reading it back */
+static void new_row(const struct store_new_msg *msg, long long id, long long now, struct store_msg *msg_r)
+{
+    msg_r->id = id;
+    msg_r->route = xstrdup(msg->route);
+    msg_r->key = xstrdup(msg->key);
+    msg_r->source = xstrdup(msg->source);
+    msg_r->message_id = xstrdup(msg->message_id);
+    msg_r->subject = xstrdup(msg->subject);
+    msg_r->state = MSG_QUEUED;
+    msg_r->updated_ms = now;
+}
+
+/* store_enqueue - insert unless (route, key) exists, else read that row */
 enum mb_status store_enqueue(struct store *s, const struct store_new_msg *msg, bool *created_r,
                              struct store_msg *msg_r, struct mb_error *err)
 {
@@ -632,19 +645,27 @@ enum mb_status store_enqueue(struct store *s, const struct store_new_msg *msg, b
     enum mb_status status = tx_begin(s, "enqueue", err);
     if (status != MB_OK)
         return status;
+    long long now = clock_now_ms();
     sqlite3_stmt *st = s->stmt[STMT_INSERT];
     bind_text(st, 1, msg->route);
     bind_text(st, 2, msg->key);
     bind_text(st, 3, msg->source);
     bind_text(st, 4, msg->message_id);
     bind_text(st, 5, msg->subject);
-    sqlite3_bind_int64(st, 6, clock_now_ms());
+    sqlite3_bind_int64(st, 6, now);
     sqlite3_bind_int(st, 8, msg->ack_wanted ? 1 : 0);
+    bind_text(st, 9, msg_state_name(msg->claim ? MSG_POSTING : MSG_QUEUED));
+    sqlite3_bind_int(st, 10, msg->claim ? 1 : 0);
+    if (msg->claim) {
+        sqlite3_bind_int64(st, 11, (sqlite3_int64)getpid());
+        sqlite3_bind_int64(st, 12, now);
+    }
     status = run(s, st, "enqueue", err);
     bool created = status == MB_OK && sqlite3_changes(s->db) > 0;
+    long long id = created ? sqlite3_last_insert_rowid(s->db) : 0;
     if (created && msg->raw != NULL) {
         st = s->stmt[STMT_RAW_PUT];
-        sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(s->db));
+        sqlite3_bind_int64(st, 1, id);
         int rc = sqlite3_bind_blob64(st, 2, msg->raw, msg->raw_len, SQLITE_STATIC);
         if (rc == SQLITE_OK) {
             status = run(s, st, "enqueue", err);
@@ -653,7 +674,9 @@ enum mb_status store_enqueue(struct store *s, const struct store_new_msg *msg, b
             stmt_reset(st);
         }
     }
-    if (status == MB_OK)
+    if (status == MB_OK && created)
+        new_row(msg, id, now, msg_r);
+    else if (status == MB_OK)
         status = get_by_key(s, msg->route, msg->key, msg_r, "enqueue", err);
     status = tx_end(s, status, "enqueue", err);
     if (status != MB_OK) {
@@ -664,7 +687,7 @@ enum mb_status store_enqueue(struct store *s, const struct store_new_msg *msg, b
     return MB_OK;
 }
 
-/* store_begin_attempt - POSTING and an open attempt, committed before the post */
+/* store_begin_attempt - POSTING, committed before the post */
 enum mb_status store_begin_attempt(struct store *s, long long id, struct mb_error *err)
 {
     static const char what[] = "begin attempt";
@@ -687,12 +710,6 @@ enum mb_status store_begin_attempt(struct store *s, long long id, struct mb_erro
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_int64(st, 2, now);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)getpid());
-        status = run(s, st, what, err);
-    }
-    if (status == MB_OK) {
-        sqlite3_stmt *st = s->stmt[STMT_ATTEMPT_OPEN];
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, now);
         status = run(s, st, what, err);
     }
     return tx_end(s, status, what, err);
@@ -737,14 +754,13 @@ enum mb_status store_finish_attempt(struct store *s, long long id,
         return status;
     enum msg_state state = MSG_QUEUED;
     long long now = clock_now_ms();
-    bool closed;
     status = load_state(s, id, &state, what, err);
     if (status == MB_OK && state != MSG_POSTING)
         status = mb_error_set(err, MB_PERM, "store %s: %s: message %lld is %s, not posting",
                               s->path, what, id, msg_state_name(state));
     if (status == MB_OK)
-        status = close_attempt(s, id, now, mb_status_name(outcome->status), outcome->http_status,
-                               outcome->error, &closed, what, err);
+        status = record_attempt(s, id, now, mb_status_name(outcome->status), outcome->http_status,
+                                outcome->error, what, err);
     enum msg_state next = msg_state_after(outcome->status);
     if (status == MB_OK && next == MSG_DONE)
         status = record_done(s, id, outcome, now, what, err);
@@ -766,15 +782,15 @@ enum mb_status store_set_quarantine(struct store *s, long long id, const char *r
         return status;
     enum msg_state state = MSG_QUEUED;
     long long now = clock_now_ms();
-    bool closed = false;
     status = load_state(s, id, &state, what, err);
     if (status == MB_OK && state == MSG_DONE)
         status = mb_error_set(err, MB_PERM, "store %s: %s: message %lld is done already", s->path,
                               what, id);
-    /* the reason goes to the history too, so a requeue does not lose it */
-    if (status == MB_OK)
-        status = close_attempt(s, id, now, "quarantine", 0, reason, &closed, what, err);
-    if (status == MB_OK && !closed) {
+    /* the reason goes to the history too, so a requeue does not lose it; a
+     * post in flight ends there */
+    if (status == MB_OK && state == MSG_POSTING) {
+        status = record_attempt(s, id, now, "quarantine", 0, reason, what, err);
+    } else if (status == MB_OK) {
         sqlite3_stmt *st = s->stmt[STMT_EVENT];
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_int64(st, 2, now);

@@ -61,17 +61,21 @@ struct store_new_msg {
                                (a mailbox holds the message meanwhile: store_keep_raw) */
     size_t raw_len;
     bool ack_wanted;        /* the source waits to hear when the message is safe (store_ack_due) */
+    bool claim;             /* a new row starts POSTING, claimed as by store_begin_attempt */
 };
 
 /* store_enqueue - record a new message in state QUEUED with its raw bytes,
  * committed. When (route, key) exists already nothing is written,
  * *CREATED_R is false and MSG_R describes the existing row; otherwise
- * *CREATED_R is true and MSG_R the new row. */
+ * *CREATED_R is true and MSG_R the new row as it was admitted: QUEUED, no
+ * attempts - also when MSG->claim inserted it POSTING with its first attempt
+ * begun (one statement instead of store_begin_attempt's three), just as a
+ * row read before store_begin_attempt describes it. */
 enum mb_status store_enqueue(struct store *store, const struct store_new_msg *msg, bool *created_r,
                              struct store_msg *msg_r, struct mb_error *err);
 
 /* store_begin_attempt - intent before side effect: state POSTING,
- * attempts+1, an attempt row opened; committed before the vendor is called.
+ * attempts+1, the attempt's start noted; committed before the vendor is called.
  * This is also the claim: MB_TEMP when the message is already POSTING (another
  * process is posting it, or a crash left it to be reconciled first), MB_PERM
  * when it is unknown, DONE or in QUARANTINE. The row remembers our pid
@@ -88,8 +92,8 @@ struct store_outcome {
     const char *conversation_id;
 };
 
-/* store_finish_attempt - close the open attempt with OUTCOME and move the
- * message to its next state. On OK the thread map learns the message's RFC
+/* store_finish_attempt - write the attempt's history row with OUTCOME and
+ * move the message to its next state. On OK the thread map learns the message's RFC
  * Message-Id -> vendor ids, and the raw bytes are dropped. DOWN (and CONFIG)
  * do not count against the message: attempts goes back down by one, the
  * attempt stays in the history. MB_PERM unless the message is POSTING. */

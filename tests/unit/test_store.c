@@ -713,6 +713,47 @@ static void test_batches_commit_once(void)
     fixture_done(&fx);
 }
 
+/* A new message that is to be posted at once is claimed as it is inserted:
+ * one statement, the same state as store_begin_attempt leaves. */
+static void test_enqueue_can_claim_a_new_row(void)
+{
+    struct fixture fx;
+    fixture_init(&fx);
+    struct mb_error err;
+    struct store_new_msg m = {.route = "support", .key = "c", .message_id = "c@example.com",
+                              .raw = "raw c", .raw_len = 5, .claim = true};
+    struct store_msg admitted, row;
+    bool created = false;
+    CU_ASSERT_EQUAL_FATAL(store_enqueue(fx.store, &m, &created, &admitted, &err), MB_OK);
+    CU_ASSERT_TRUE(created);
+    CU_ASSERT_EQUAL(admitted.state, MSG_QUEUED); /* as admitted, before the claim */
+    CU_ASSERT_EQUAL(admitted.attempts, 0);
+    CU_ASSERT_STRING_EQUAL(admitted.key, "c");
+    get(fx.store, "support", "c", &row);
+    CU_ASSERT_EQUAL(row.id, admitted.id);
+    CU_ASSERT_EQUAL(row.state, MSG_POSTING);
+    CU_ASSERT_EQUAL(row.attempts, 1);
+    CU_ASSERT_EQUAL(row.owner_pid, (long)getpid());
+    store_msg_clear(&row);
+    /* claimed: nobody else may begin it */
+    CU_ASSERT_EQUAL(store_begin_attempt(fx.store, admitted.id, &err), MB_TEMP);
+    /* an existing row is never claimed by an enqueue */
+    struct store_msg again;
+    CU_ASSERT_EQUAL_FATAL(store_enqueue(fx.store, &m, &created, &again, &err), MB_OK);
+    CU_ASSERT_FALSE(created);
+    CU_ASSERT_EQUAL(again.state, MSG_POSTING);
+    store_msg_clear(&again);
+    CU_ASSERT_EQUAL(store_finish_attempt(fx.store, admitted.id,
+                                         &(struct store_outcome){.status = MB_OK, .ticket_id = "9"}, &err),
+                    MB_OK);
+    get(fx.store, "support", "c", &row);
+    CU_ASSERT_EQUAL(row.state, MSG_DONE);
+    CU_ASSERT_EQUAL(row.attempts, 1);
+    store_msg_clear(&row);
+    store_msg_clear(&admitted);
+    fixture_done(&fx);
+}
+
 /* A mailbox message is enqueued without its bytes (the mailbox holds it);
  * they are kept only once it will not be handed over again undelivered. */
 static void test_raw_kept_only_when_asked(void)
@@ -773,6 +814,7 @@ int main(void)
         {"batches commit once", test_batches_commit_once},
         {"unknown messages are perm", test_unknown_messages_are_perm},
         {"raw bytes kept only when asked", test_raw_kept_only_when_asked},
+        {"enqueue can claim a new row", test_enqueue_can_claim_a_new_row},
         {NULL, NULL},
     };
     static const struct unit_suite suites[] = {
