@@ -111,9 +111,11 @@ static enum mb_status refuse(struct route_mailbox *mb, struct pipeline *p, const
 {
     char *where = source_where(mb->src, msg);
     pipeline_record_refused(p, where, err->text);
-    enum mb_status st = source_settle(mb->src, where, SOURCE_QUARANTINED, err);
+    /* its result does not matter: MB_PERM (not this mailbox's) leaves nothing to move */
+    struct source_settle_item item = {.where = where, .fate = SOURCE_QUARANTINED};
+    enum mb_status st = source_settle(mb->src, &item, 1, err);
     free(where);
-    return st == MB_OK || st == MB_PERM ? source_handed(mb->src, msg, err) : st;
+    return st == MB_OK ? source_handed(mb->src, msg, err) : st;
 }
 
 /* fetch_batch - up to batch_size messages (FETCH_BATCH_BYTES) copied into F;
@@ -152,18 +154,24 @@ static enum mb_status fetch_batch(struct route_mailbox *mb, struct pipeline *p, 
 }
 
 /* ingest_and_hand - IN (N messages, F their source side) into the pipeline,
- * then tell the source each is safe. MB_DOWN: the vendor refused us, but
- * every message is queued all the same. */
+ * then tell the source each is safe, in one store batch: what handed
+ * records (POP3 UIDLs) is one commit, and a crash before it only means a
+ * harmless re-fetch, as the store knows the messages by their keys.
+ * MB_DOWN: the vendor refused us, but every message is queued all the same. */
 static enum mb_status ingest_and_hand(struct route_mailbox *mb, struct pipeline *p,
                                       const struct pipeline_input *in, const struct fetched *f, size_t n,
                                       const volatile sig_atomic_t *stop, struct mb_error *err)
 {
     enum mb_status st = pipeline_ingest_batch(p, in, n, stop, err);
-    for (size_t i = 0; (st == MB_OK || st == MB_DOWN) && i < n; i++) {
-        enum mb_status hst = source_handed(mb->src, &f[i].msg, err);
-        st = hst != MB_OK ? hst : st;
-    }
-    return st;
+    if (st != MB_OK && st != MB_DOWN)
+        return st;
+    enum mb_status hst = store_batch_begin(mb->store, err);
+    for (size_t i = 0; hst == MB_OK && i < n; i++)
+        hst = source_handed(mb->src, &f[i].msg, err);
+    struct mb_error cerr;
+    enum mb_status cst = store_batch_commit(mb->store, hst == MB_OK ? err : &cerr);
+    hst = hst == MB_OK ? cst : hst;
+    return hst != MB_OK ? hst : st;
 }
 
 enum mb_status route_mailbox_fetch(struct route_mailbox *mb, struct pipeline *p,
@@ -219,7 +227,30 @@ static void log_settled(const struct mb_log *log, const char *route, const struc
     buf_free(&line);
 }
 
-/* settle_batch - one batch of store_ack_due; *COUNT_R rows were due */
+/* ack_settled - ROWS (COUNT, settled as ITEMS say) logged and acknowledged
+ * in one commit: a crash before it only repeats an idempotent action */
+static enum mb_status ack_settled(struct route_mailbox *mb, const char *route,
+                                  const struct mb_log *log, const struct store_msg *rows,
+                                  const struct source_settle_item *items, size_t count,
+                                  struct mb_error *err)
+{
+    enum mb_status st = store_batch_begin(mb->store, err);
+    for (size_t i = 0; st == MB_OK && i < count; i++) {
+        /* MB_PERM: not this mailbox's any more (renumbered, gone): nothing to do there */
+        log_settled(log, route, &rows[i],
+                    items[i].fate == SOURCE_DONE ? "processed" : "quarantine-folder",
+                    items[i].result, items[i].result == MB_OK ? NULL : items[i].error.text);
+        st = store_ack_done(mb->store, rows[i].id, err);
+    }
+    struct mb_error cerr;
+    enum mb_status cst = store_batch_commit(mb->store, st == MB_OK ? err : &cerr);
+    return st == MB_OK ? cst : st;
+}
+
+/* settle_batch - one batch of store_ack_due; *COUNT_R rows were due. The
+ * source settles them all at once (IMAP: one command per action) before
+ * the store's write lock is taken; anything but MB_OK means the mailbox is
+ * away and every row stays due for later. */
 static enum mb_status settle_batch(struct route_mailbox *mb, const char *route, const struct mb_log *log,
                                    size_t *count_r, struct mb_error *err)
 {
@@ -227,28 +258,17 @@ static enum mb_status settle_batch(struct route_mailbox *mb, const char *route, 
     size_t count = 0;
     enum mb_status st = store_ack_due(mb->store, route, SETTLE_BATCH, &rows, &count, err);
     *count_r = count;
-    /* one commit for the batch: a crash before it only repeats an idempotent action */
-    if (st == MB_OK && count > 0)
-        st = store_batch_begin(mb->store, err);
-    for (size_t i = 0; st == MB_OK && i < count; i++) {
-        bool done = rows[i].state == MSG_DONE;
-        struct mb_error serr;
-        enum mb_status sst = source_settle(mb->src, rows[i].source ? rows[i].source : "",
-                                           done ? SOURCE_DONE : SOURCE_QUARANTINED, &serr);
-        if (sst != MB_OK && sst != MB_PERM) { /* the mailbox is away: later */
-            *err = serr;
-            st = sst;
-            break;
-        }
-        /* MB_PERM: not this mailbox's any more (renumbered, gone): nothing to do there */
-        log_settled(log, route, &rows[i], done ? "processed" : "quarantine-folder", sst,
-                    sst == MB_OK ? NULL : serr.text);
-        st = store_ack_done(mb->store, rows[i].id, err);
-    }
-    if (count > 0) {
-        struct mb_error cerr;
-        enum mb_status cst = store_batch_commit(mb->store, st == MB_OK ? err : &cerr);
-        st = st == MB_OK ? cst : st;
+    if (st == MB_OK && count > 0) {
+        struct source_settle_item *items = xcalloc(count, sizeof(*items));
+        for (size_t i = 0; i < count; i++)
+            items[i] = (struct source_settle_item){
+                .where = rows[i].source ? rows[i].source : "",
+                .fate = rows[i].state == MSG_DONE ? SOURCE_DONE : SOURCE_QUARANTINED,
+            };
+        st = source_settle(mb->src, items, count, err);
+        if (st == MB_OK)
+            st = ack_settled(mb, route, log, rows, items, count, err);
+        free(items);
     }
     store_msgs_free(&rows, count);
     return st;

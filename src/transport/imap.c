@@ -1,8 +1,8 @@
 /* imap - the IMAP client session over libetpan (see imap.h): TCP connect
  * with a timeout, implicit TLS or STARTTLS, certificate verification before
  * any credential leaves, LOGIN / AUTHENTICATE PLAIN / XOAUTH2, capabilities,
- * SELECT, flags, MOVE and its fallback, CREATE, IDLE and NOOP. Fetching
- * lives in imap_fetch.c. */
+ * SELECT, flags, MOVE and its fallback on sets of UIDs, CREATE, IDLE and
+ * NOOP. Fetching lives in imap_fetch.c. */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -657,7 +657,7 @@ enum mb_status imap_create_folder(struct imap_session *s, const char *folder, st
                         folder, text);
 }
 
-/* --- per-message commands ----------------------------------------------- */
+/* --- commands on sets of messages ------------------------------------------ */
 
 /* new_flag - the libetpan flag for FLAG; NULL when it is neither a system
  * flag nor a valid keyword atom */
@@ -682,26 +682,89 @@ static struct mailimap_flag *new_flag(const char *flag)
     return mailimap_flag_new_flag_keyword(xstrdup(flag));
 }
 
-/* store_flag - UID STORE UID +FLAGS.SILENT (FLAG); WHAT names it in errors */
-static enum mb_status store_flag(struct imap_session *s, uint32_t uid, struct mailimap_flag *flag,
-                                 const char *what, struct mb_error *err)
+/* next_set - the UIDs from *POS on, runs of consecutive ones coalesced into
+ * ranges, at most IMAP_SET_MAX_RANGES of them, as a set owned by the caller;
+ * *POS moves past them. NULL when none are left. */
+static struct mailimap_set *next_set(const uint32_t *uids, size_t n, size_t *pos)
+{
+    if (*pos >= n)
+        return NULL;
+    struct mailimap_set *set = mailimap_set_new_empty();
+    size_t i = *pos;
+    for (size_t ranges = 0; i < n && ranges < IMAP_SET_MAX_RANGES; ranges++) {
+        assert(uids[i] != 0); /* libetpan would send 0 as "*": the last message */
+        uint32_t first = uids[i], last = uids[i];
+        for (i++; i < n && uids[i] >= last && uids[i] - last <= 1; i++)
+            last = uids[i];
+        if (first == last)
+            mailimap_set_add_single(set, first);
+        else
+            mailimap_set_add_interval(set, first, last);
+    }
+    *pos = i;
+    return set;
+}
+
+/* set_command - one command on SET with ARG; libetpan's code */
+typedef int (*set_command)(mailimap *imap, struct mailimap_set *set, void *arg);
+
+/* each_set - COMMAND on the N UIDS, a set of at most IMAP_SET_MAX_RANGES
+ * ranges at a time, until one fails; libetpan's code of the last one */
+static int each_set(struct imap_session *s, const uint32_t *uids, size_t n, set_command command,
+                    void *arg)
+{
+    int r = MAILIMAP_NO_ERROR;
+    size_t pos = 0;
+    struct mailimap_set *set;
+    while (r == MAILIMAP_NO_ERROR && (set = next_set(uids, n, &pos)) != NULL) {
+        r = command(s->imap, set, arg);
+        mailimap_set_free(set);
+        imap_note_mail(s);
+    }
+    return r;
+}
+
+/* uid_store, uid_expunge, uid_move, uid_copy - the commands of each_set;
+ * ARG is the store_att_flags, nothing, the folder's wire name */
+static int uid_store(mailimap *imap, struct mailimap_set *set, void *att)
+{
+    return mailimap_uid_store(imap, set, att);
+}
+
+static int uid_expunge(mailimap *imap, struct mailimap_set *set, void *unused)
+{
+    (void)unused;
+    return mailimap_uid_expunge(imap, set);
+}
+
+static int uid_move(mailimap *imap, struct mailimap_set *set, void *name)
+{
+    return mailimap_uid_move(imap, set, name);
+}
+
+static int uid_copy(mailimap *imap, struct mailimap_set *set, void *name)
+{
+    return mailimap_uid_copy(imap, set, name);
+}
+
+/* store_flag - UID STORE UIDS +FLAGS.SILENT (FLAG, consumed); WHAT names it
+ * in errors */
+static enum mb_status store_flag(struct imap_session *s, const uint32_t *uids, size_t n,
+                                 struct mailimap_flag *flag, const char *what, struct mb_error *err)
 {
     struct mailimap_flag_list *list = mailimap_flag_list_new_empty();
     mailimap_flag_list_add(list, flag);
     struct mailimap_store_att_flags *att = mailimap_store_att_flags_new_add_flags_silent(list);
-    struct mailimap_set *set = mailimap_set_new_single(uid);
-    int r = mailimap_uid_store(s->imap, set, att);
-    mailimap_set_free(set);
+    int r = each_set(s, uids, n, uid_store, att);
     mailimap_store_att_flags_free(att);
-    imap_note_mail(s);
     if (r != MAILIMAP_NO_ERROR)
         return imap_failed(s, r, what, err);
     return MB_OK;
 }
 
 /* imap_add_flag - validate FLAG, then UID STORE +FLAGS.SILENT */
-enum mb_status imap_add_flag(struct imap_session *s, uint32_t uid, const char *flag,
-                             struct mb_error *err)
+enum mb_status imap_add_flag(struct imap_session *s, const uint32_t *uids, size_t n,
+                             const char *flag, struct mb_error *err)
 {
     enum mb_status st = imap_need_folder(s, err);
     if (st != MB_OK)
@@ -709,44 +772,47 @@ enum mb_status imap_add_flag(struct imap_session *s, uint32_t uid, const char *f
     struct mailimap_flag *f = new_flag(flag);
     if (f == NULL)
         return mb_error_set(err, MB_CONFIG, "invalid IMAP flag \"%s\"", flag);
-    return store_flag(s, uid, f, "UID STORE", err);
+    return store_flag(s, uids, n, f, "UID STORE", err);
 }
 
-/* expunge - remove UID, already marked \Deleted: UID EXPUNGE with UIDPLUS,
- * else EXPUNGE (which takes every \Deleted message of the folder) */
-static enum mb_status expunge(struct imap_session *s, uint32_t uid, struct mb_error *err)
+/* expunge - remove the N UIDS, already marked \Deleted: UID EXPUNGE with
+ * UIDPLUS, else one EXPUNGE (which takes every \Deleted message of the
+ * folder) */
+static enum mb_status expunge(struct imap_session *s, const uint32_t *uids, size_t n,
+                              struct mb_error *err)
 {
+    if (n == 0)
+        return MB_OK;
     int r;
     const char *what;
     if (imap_has_capability(s, "UIDPLUS")) {
-        struct mailimap_set *set = mailimap_set_new_single(uid);
-        r = mailimap_uid_expunge(s->imap, set);
-        mailimap_set_free(set);
+        r = each_set(s, uids, n, uid_expunge, NULL);
         what = "UID EXPUNGE";
     } else {
         r = mailimap_expunge(s->imap);
+        imap_note_mail(s);
         what = "EXPUNGE";
     }
-    imap_note_mail(s);
     if (r != MAILIMAP_NO_ERROR)
         return imap_failed(s, r, what, err);
     return MB_OK;
 }
 
-/* imap_delete - \Deleted, then expunge just UID where possible */
-enum mb_status imap_delete(struct imap_session *s, uint32_t uid, struct mb_error *err)
+/* imap_delete - \Deleted, then expunge just UIDS where possible */
+enum mb_status imap_delete(struct imap_session *s, const uint32_t *uids, size_t n,
+                           struct mb_error *err)
 {
     enum mb_status st = imap_need_folder(s, err);
     if (st == MB_OK)
-        st = store_flag(s, uid, mailimap_flag_new_deleted(), "UID STORE \\Deleted", err);
+        st = store_flag(s, uids, n, mailimap_flag_new_deleted(), "UID STORE \\Deleted", err);
     if (st == MB_OK)
-        st = expunge(s, uid, err);
+        st = expunge(s, uids, n, err);
     return st;
 }
 
 /* imap_move - UID MOVE, or UID COPY + \Deleted + expunge; a target that
  * does not exist ([TRYCREATE]) is MB_CONFIG */
-enum mb_status imap_move(struct imap_session *s, uint32_t uid, const char *folder,
+enum mb_status imap_move(struct imap_session *s, const uint32_t *uids, size_t n, const char *folder,
                          struct mb_error *err)
 {
     char *name;
@@ -756,12 +822,8 @@ enum mb_status imap_move(struct imap_session *s, uint32_t uid, const char *folde
     if (st != MB_OK)
         return st;
     bool move = imap_has_capability(s, "MOVE");
-    const char *what = move ? "UID MOVE" : "UID COPY";
-    struct mailimap_set *set = mailimap_set_new_single(uid);
-    int r = move ? mailimap_uid_move(s->imap, set, name) : mailimap_uid_copy(s->imap, set, name);
-    mailimap_set_free(set);
+    int r = each_set(s, uids, n, move ? uid_move : uid_copy, name);
     free(name);
-    imap_note_mail(s);
     if (r != MAILIMAP_NO_ERROR) {
         const struct mailimap_response_info *info = s->imap->imap_response_info;
         if (imap_refused(r) && info != NULL && info->rsp_trycreate) {
@@ -770,13 +832,13 @@ enum mb_status imap_move(struct imap_session *s, uint32_t uid, const char *folde
             return mb_error_set(err, MB_CONFIG, "IMAP %s: cannot move to folder \"%s\": %s",
                                 s->where, folder, text);
         }
-        return imap_failed(s, r, what, err);
+        return imap_failed(s, r, move ? "UID MOVE" : "UID COPY", err);
     }
     if (move)
         return MB_OK;
-    st = store_flag(s, uid, mailimap_flag_new_deleted(), "UID STORE \\Deleted", err);
+    st = store_flag(s, uids, n, mailimap_flag_new_deleted(), "UID STORE \\Deleted", err);
     if (st == MB_OK)
-        st = expunge(s, uid, err);
+        st = expunge(s, uids, n, err);
     return st;
 }
 

@@ -1,7 +1,8 @@
 /* imap - a low-level IMAP client session (over libetpan, which stays
  * inside src/transport): connect with verified TLS and log in, select a
- * folder, fetch messages by UID without setting \Seen, flag, move, delete,
- * and wait for new mail with IDLE or NOOP. The mail source of source.h and
+ * folder, fetch messages by UID without setting \Seen, flag, move and
+ * delete sets of messages (one command per set of UID ranges), and wait for
+ * new mail with IDLE or NOOP. The mail source of source.h and
  * the daemon loop are built on top of it.
  *
  * Errors, classified where understood:
@@ -10,7 +11,7 @@
  *             name failed verification ("TLS certificate verification failed
  *             for HOST: ..."), STARTTLS is required but not offered;
  *   MB_TEMP   network errors, timeouts, TLS handshake failures, the server
- *             closed the connection (BYE), a NO to a per-message command
+ *             closed the connection (BYE), a NO to a command on messages
  *             (STORE, COPY, MOVE, EXPUNGE) with the server's text;
  *   MB_CONFIG a folder that does not exist or cannot be selected, a move to a
  *             folder that does not exist ([TRYCREATE]), an invalid flag, an
@@ -128,21 +129,32 @@ enum mb_status imap_fetch(struct imap_session *s, uint32_t from_uid, unsigned ma
                           imap_message_fn fn, void *ctx, uint32_t *next_uid_r,
                           struct mb_error *err);
 
+/* Sets of messages. imap_add_flag, imap_move and imap_delete act on the N
+ * UIDS (none 0) with one command per IMAP_SET_MAX_RANGES ranges: runs of
+ * consecutive UIDs are sent as one range ("5:9"), so pass them ascending
+ * (duplicates are fine); any order is still correct, only longer. A longer
+ * set is split over several commands to stay well inside the server's
+ * command line limit (Dovecot: 64 KB; a range is at most 22 bytes). A UID
+ * that no longer exists is not an error (IMAP ignores it). N == 0 sends
+ * nothing. After a failure some of the commands may have been applied:
+ * each is idempotent, so the caller repeats the whole set. */
+#define IMAP_SET_MAX_RANGES 1000
+
 /* imap_add_flag - UID STORE +FLAGS.SILENT: FLAG is a system flag ("\\Seen",
  * "\\Answered", "\\Flagged", "\\Deleted", "\\Draft") or a keyword atom like
- * "$Ticketed" (MB_CONFIG otherwise). A UID that no longer exists is not an
- * error (IMAP ignores it). */
-enum mb_status imap_add_flag(struct imap_session *s, uint32_t uid, const char *flag,
-                             struct mb_error *err);
+ * "$Ticketed" (MB_CONFIG otherwise) */
+enum mb_status imap_add_flag(struct imap_session *s, const uint32_t *uids, size_t n,
+                             const char *flag, struct mb_error *err);
 
 /* imap_move - UID MOVE to FOLDER when the server has MOVE, else UID COPY +
  * STORE \Deleted + UID EXPUNGE (UIDPLUS), or a plain EXPUNGE, which also
  * removes any other message someone marked \Deleted in the folder */
-enum mb_status imap_move(struct imap_session *s, uint32_t uid, const char *folder,
+enum mb_status imap_move(struct imap_session *s, const uint32_t *uids, size_t n, const char *folder,
                          struct mb_error *err);
 
 /* imap_delete - STORE \Deleted, then UID EXPUNGE or EXPUNGE as imap_move */
-enum mb_status imap_delete(struct imap_session *s, uint32_t uid, struct mb_error *err);
+enum mb_status imap_delete(struct imap_session *s, const uint32_t *uids, size_t n,
+                           struct mb_error *err);
 
 /* imap_create_folder - CREATE FOLDER; one that exists already is MB_OK */
 enum mb_status imap_create_folder(struct imap_session *s, const char *folder, struct mb_error *err);

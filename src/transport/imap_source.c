@@ -289,57 +289,106 @@ static enum mb_status imap_src_handed(struct source *src, const struct source_ms
     return MB_OK;
 }
 
-/* move_to - UID to FOLDER; when the server says the folder is missing, it
- * is created (tried once per source, *CREATED remembers) and the move is
- * tried again */
-static enum mb_status move_to(struct imap_source *m, uint32_t uid, const char *folder,
-                              bool *created, struct mb_error *err)
+/* move_to - the N UIDS to FOLDER; when the server says the folder is
+ * missing, it is created (tried once per source, *CREATED remembers) and
+ * the move is tried again */
+static enum mb_status move_to(struct imap_source *m, const uint32_t *uids, size_t n,
+                              const char *folder, bool *created, struct mb_error *err)
 {
-    enum mb_status st = imap_move(m->sess, uid, folder, err);
+    enum mb_status st = imap_move(m->sess, uids, n, folder, err);
     if (st != MB_CONFIG || *created)
         return st;
     *created = true;
     st = imap_create_folder(m->sess, folder, err);
-    return st != MB_OK ? st : imap_move(m->sess, uid, folder, err);
+    return st != MB_OK ? st : imap_move(m->sess, uids, n, folder, err);
 }
 
-/* imap_src_settle - WHERE must be this source's name, ':' and an id of the
- * current UIDVALIDITY. A UID that is gone (moved or deleted already, also
- * by an earlier settle that crashed before the store noted it) is fine:
- * IMAP ignores it, and so does every action here. */
-static enum mb_status imap_src_settle(struct source *src, const char *where, enum source_fate fate,
-                                      struct mb_error *err)
+/* settle_uid - ITEM's UID when its where is this source's name, ':' and an
+ * id of the current UIDVALIDITY (its result MB_OK); else 0, with its result
+ * MB_PERM and why */
+static uint32_t settle_uid(const struct imap_source *m, struct source_settle_item *item)
 {
-    struct imap_source *m = imap_of(src);
+    const char *where = item->where;
     size_t n = strlen(m->base.name);
     uint32_t validity, uid;
     if (strncmp(where, m->base.name, n) != 0 || where[n] != ':' ||
-        !parse_id(where + n + 1, &validity, &uid))
-        return mb_error_set(err, MB_PERM, "%s: not this mailbox (%s)", where, m->base.name);
-    if (validity != m->uidvalidity)
-        return mb_error_set(err, MB_PERM,
-                            "%s: the folder was renumbered (UIDVALIDITY is %u now); the message "
-                            "is acknowledged at its new place",
-                            where, (unsigned)m->uidvalidity);
-    enum mb_status st = wake(m, err);
-    if (st != MB_OK)
-        return st;
-    if (fate == SOURCE_QUARANTINED)
-        return m->quarantine == NULL ? MB_OK
-                                     : move_to(m, uid, m->quarantine, &m->quarantine_created, err);
+        !parse_id(where + n + 1, &validity, &uid)) {
+        item->result =
+            mb_error_set(&item->error, MB_PERM, "%s: not this mailbox (%s)", where, m->base.name);
+        return 0;
+    }
+    if (validity != m->uidvalidity) {
+        item->result = mb_error_set(&item->error, MB_PERM,
+                                    "%s: the folder was renumbered (UIDVALIDITY is %u now); the "
+                                    "message is acknowledged at its new place",
+                                    where, (unsigned)m->uidvalidity);
+        return 0;
+    }
+    item->result = MB_OK;
+    mb_error_clear(&item->error);
+    return uid;
+}
+
+/* by_uid - qsort order of UIDs: ascending, so runs become ranges */
+static int by_uid(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* apply_action - the configured processed-mail action on the N UIDS */
+static enum mb_status apply_action(struct imap_source *m, const uint32_t *uids, size_t n,
+                                   struct mb_error *err)
+{
     switch (m->action) {
     case MAILBOX_SEEN:
-        return imap_add_flag(m->sess, uid, "\\Seen", err);
+        return imap_add_flag(m->sess, uids, n, "\\Seen", err);
     case MAILBOX_KEYWORD:
-        return imap_add_flag(m->sess, uid, m->action_arg, err);
+        return imap_add_flag(m->sess, uids, n, m->action_arg, err);
     case MAILBOX_MOVE:
-        return move_to(m, uid, m->action_arg, &m->action_created, err);
+        return move_to(m, uids, n, m->action_arg, &m->action_created, err);
     case MAILBOX_DELETE:
-        return imap_delete(m->sess, uid, err);
+        return imap_delete(m->sess, uids, n, err);
     case MAILBOX_KEEP:
         break;
     }
     return MB_OK;
+}
+
+/* imap_src_settle - the items of this mailbox and numbering in two sets,
+ * DONE and QUARANTINED, each sorted by UID and settled with one command per
+ * action (more for a set of over IMAP_SET_MAX_RANGES ranges). A UID that
+ * is gone (moved or deleted already, also by an earlier settle that crashed
+ * before the store noted it) is fine: IMAP ignores it, and so does every
+ * action here. */
+static enum mb_status imap_src_settle(struct source *src, struct source_settle_item *items,
+                                      size_t n, struct mb_error *err)
+{
+    struct imap_source *m = imap_of(src);
+    uint32_t *done = xcalloc(n, sizeof(*done));
+    uint32_t *quarantined = xcalloc(n, sizeof(*quarantined));
+    size_t n_done = 0, n_quarantined = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t uid = settle_uid(m, &items[i]);
+        if (uid != 0 && items[i].fate == SOURCE_DONE)
+            done[n_done++] = uid;
+        else if (uid != 0)
+            quarantined[n_quarantined++] = uid;
+    }
+    bool act = n_done > 0 && m->action != MAILBOX_KEEP;
+    bool quarantine = n_quarantined > 0 && m->quarantine != NULL;
+    enum mb_status st = act || quarantine ? wake(m, err) : MB_OK;
+    if (st == MB_OK && act) {
+        qsort(done, n_done, sizeof(*done), by_uid);
+        st = apply_action(m, done, n_done, err);
+    }
+    if (st == MB_OK && quarantine) {
+        qsort(quarantined, n_quarantined, sizeof(*quarantined), by_uid);
+        st = move_to(m, quarantined, n_quarantined, m->quarantine, &m->quarantine_created, err);
+    }
+    free(done);
+    free(quarantined);
+    return st;
 }
 
 /* imap_src_idle_begin - save progress, then IDLE when allowed and offered */

@@ -136,21 +136,29 @@ static enum mb_status pop3_src_handed(struct source *src, const struct source_ms
     return p->memory->item_add(p->memory->ctx, uidl, err);
 }
 
-/* pop3_src_settle - with the delete action, DELE the message with WHERE's
- * UIDL in this session (committed at the next QUIT); a message no longer
- * listed was deleted already. Everything else leaves the message where it
- * is: a quarantined message too, as POP3 has no folder to move it to. */
-static enum mb_status pop3_src_settle(struct source *src, const char *where, enum source_fate fate,
-                                      struct mb_error *err)
+/* settle_uidl - ITEM's UIDL when its where is this source's name, ':' and
+ * "UIDL=..." (borrowed from the where; its result MB_OK); else NULL, with its
+ * result MB_PERM and why */
+static const char *settle_uidl(const struct pop3_source *p, struct source_settle_item *item)
 {
-    struct pop3_source *p = pop3_of(src);
     size_t n = strlen(p->base.name);
+    const char *where = item->where;
     const char *uidl =
         strncmp(where, p->base.name, n) == 0 && where[n] == ':' ? uidl_of(where + n + 1) : NULL;
-    if (uidl == NULL)
-        return mb_error_set(err, MB_PERM, "%s: not this mailbox (%s)", where, p->base.name);
-    if (fate != SOURCE_DONE || !p->delete_done)
-        return MB_OK;
+    if (uidl == NULL) {
+        item->result =
+            mb_error_set(&item->error, MB_PERM, "%s: not this mailbox (%s)", where, p->base.name);
+        return NULL;
+    }
+    item->result = MB_OK;
+    mb_error_clear(&item->error);
+    return uidl;
+}
+
+/* dele - DELE every listed message with UIDL in this session (committed at
+ * the next QUIT) unless it was already; none listed: deleted already */
+static enum mb_status dele(struct pop3_source *p, const char *uidl, struct mb_error *err)
+{
     enum mb_status st = ensure_listed(p, err);
     for (size_t i = 0; st == MB_OK && i < p->count; i++) {
         if (strcmp(p->entries[i].uidl, uidl) != 0 || p->deleted[i])
@@ -159,6 +167,23 @@ static enum mb_status pop3_src_settle(struct source *src, const char *where, enu
         if (st != MB_OK)
             return failed(p, st);
         p->deleted[i] = true;
+    }
+    return st;
+}
+
+/* pop3_src_settle - with the delete action, DELE each DONE item's message
+ * (POP3 has no command for several). Everything else leaves the message
+ * where it is: a quarantined message too, as POP3 has no folder to move it
+ * to. */
+static enum mb_status pop3_src_settle(struct source *src, struct source_settle_item *items,
+                                      size_t n, struct mb_error *err)
+{
+    struct pop3_source *p = pop3_of(src);
+    enum mb_status st = MB_OK;
+    for (size_t i = 0; st == MB_OK && i < n; i++) {
+        const char *uidl = settle_uidl(p, &items[i]);
+        if (uidl != NULL && items[i].fate == SOURCE_DONE && p->delete_done)
+            st = dele(p, uidl, err);
     }
     return st;
 }

@@ -100,13 +100,21 @@ enum mb_status source_handed(struct source *src, const struct source_msg *msg, s
     return src->ops->handed == NULL ? MB_OK : src->ops->handed(src, msg, err);
 }
 
-/* source_settle - dispatch; archives have no processed-mail action */
-enum mb_status source_settle(struct source *src, const char *where, enum source_fate fate,
+/* source_settle - dispatch; archives have no processed-mail action, so
+ * every item is settled as it stands */
+enum mb_status source_settle(struct source *src, struct source_settle_item *items, size_t n,
                              struct mb_error *err)
 {
-    return src->ops->settle == NULL ? MB_OK : src->ops->settle(src, where, fate, err);
+    if (src->ops->settle != NULL)
+        return src->ops->settle(src, items, n, err);
+    for (size_t i = 0; i < n; i++) {
+        items[i].result = MB_OK;
+        mb_error_clear(&items[i].error);
+    }
+    return MB_OK;
 }
 
+/* source_is_mailbox - a mailbox is what has a processed-mail action */
 bool source_is_mailbox(const struct source *src)
 {
     return src->ops->settle != NULL;
@@ -118,7 +126,7 @@ void source_progress(struct source *src, unsigned long long *done_r, unsigned lo
     src->ops->progress(src, done_r, total_r);
 }
 
-/* source_close - free the name, then let the kind free its own struct */
+/* source_where - the source's name and the message's id, once each */
 char *source_where(const struct source *src, const struct source_msg *msg)
 {
     if (msg->id[0] == '/') /* a full path already: only the kind is missing */
@@ -128,6 +136,7 @@ char *source_where(const struct source *src, const struct source_msg *msg)
     return xasprintf("%s:%s", src->name, msg->id);
 }
 
+/* source_close - free the name, then let the kind free its own struct */
 void source_close(struct source **src)
 {
     if (*src == NULL)

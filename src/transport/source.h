@@ -8,7 +8,9 @@
  * The processed-mail action (flag, keyword, move, delete) is a separate,
  * later step, settle(), driven by the store: only when the vendor has the
  * message (or it was quarantined) is it applied, by its location string,
- * possibly long after and in another process. Archives do none of this.
+ * possibly long after and in another process, to a whole batch of messages
+ * at once (IMAP sends one command per action for the lot). Archives do none
+ * of this.
  *
  * Ownership: source_open_* return a source freed with source_close(&src).
  * The bytes in a struct source_msg are borrowed from the source and valid
@@ -34,6 +36,16 @@ enum source_fate {
     SOURCE_QUARANTINED, /* it failed for good: move it to the quarantine folder */
 };
 
+/* One message to settle, and what became of it. */
+struct source_settle_item {
+    const char *where; /* borrowed: a source_where() string of this source */
+    enum source_fate fate;
+    enum mb_status result; /* set by settle: MB_OK applied (or the message was gone already);
+                              MB_PERM not this mailbox's (renumbered, another source):
+                              nothing done */
+    struct mb_error error; /* set by settle when result is MB_PERM: why */
+};
+
 struct source_msg {
     const char *id;            /* borrowed: where in the source, e.g. "cur/17:2,S", "@4096" */
     const unsigned char *data; /* borrowed */
@@ -53,13 +65,17 @@ struct source_ops {
      * fetched again (a crash before this only means a harmless re-fetch: the
      * store recognizes the key). NULL for archives. */
     enum mb_status (*handed)(struct source *src, const struct source_msg *msg, struct mb_error *err);
-    /* settle - the message at WHERE (a source_where() string of this
-     * source) met FATE: apply the processed-mail action, or move it to the
-     * quarantine folder. MB_PERM when WHERE is no longer this mailbox's (a
-     * UIDVALIDITY change): nothing to do there; MB_OK for a message already
-     * gone (moved or deleted before a crash let us record it). NULL for
+    /* settle - each of the N ITEMS met its fate: apply the processed-mail
+     * action, or move it to the quarantine folder, and set its result:
+     * MB_PERM when its where is no longer this mailbox's (a UIDVALIDITY
+     * change, another source): nothing to do there; MB_OK for a message
+     * already gone (moved or deleted before a crash let us record it).
+     * Returns MB_OK when every item has its result; anything else (MB_TEMP
+     * network or a refused command, MB_DOWN, MB_CONFIG) means the mailbox is
+     * away or misconfigured and no item's result may be trusted: the caller
+     * retries the whole batch later (every action is idempotent). NULL for
      * archives. */
-    enum mb_status (*settle)(struct source *src, const char *where, enum source_fate fate,
+    enum mb_status (*settle)(struct source *src, struct source_settle_item *items, size_t n,
                              struct mb_error *err);
     /* idle_begin - about to wait for new mail: *FD_R is a descriptor to
      * poll() for input (IMAP IDLE), or -1 to wait for the poll interval
@@ -148,9 +164,10 @@ enum mb_status source_open_fd(int fd, const struct source_settings *s, struct so
 
 enum mb_status source_next(struct source *src, struct source_msg *msg_r, bool *got_r,
                            struct mb_error *err);
-/* source_handed, source_settle - as the ops; MB_OK at once for archives */
+/* source_handed, source_settle - as the ops; MB_OK at once for archives
+ * (source_settle sets every item's result to MB_OK there) */
 enum mb_status source_handed(struct source *src, const struct source_msg *msg, struct mb_error *err);
-enum mb_status source_settle(struct source *src, const char *where, enum source_fate fate,
+enum mb_status source_settle(struct source *src, struct source_settle_item *items, size_t n,
                              struct mb_error *err);
 /* source_is_mailbox - the source has a processed-mail action (IMAP, POP3) */
 bool source_is_mailbox(const struct source *src);

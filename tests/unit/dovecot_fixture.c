@@ -102,13 +102,15 @@ static bool read_state(struct dovecot *d, const char *json)
     bool ok = json_string(json, "host", d->host, sizeof(d->host)) &&
               json_string(json, "ca_file", d->ca_file, sizeof(d->ca_file)) &&
               json_string(json, "bad_ca_file", d->bad_ca_file, sizeof(d->bad_ca_file)) &&
-              json_string(json, "log_file", d->log_file, sizeof(d->log_file));
+              json_string(json, "log_file", d->log_file, sizeof(d->log_file)) &&
+              json_string(json, "dir", d->mail_dir, sizeof(d->mail_dir) - 5);
     for (size_t i = 0; i < 4; i++)
         ok = ok && ports[i] > 0;
     if (!ok) {
-        fprintf(stderr, "%s lacks host, ports, CA files or log file\n", d->state);
+        fprintf(stderr, "%s lacks host, ports, CA files, log file or directory\n", d->state);
         return false;
     }
+    strcat(d->mail_dir, "/mail");
     d->imap_port = (unsigned)ports[0];
     d->imaps_port = (unsigned)ports[1];
     d->pop3_port = (unsigned)ports[2];
@@ -392,6 +394,39 @@ char *dovecot_make_message(const char *subject, size_t size, size_t *len_r)
                    subject);
     *len_r = b.len;
     return buf_steal(&b);
+}
+
+bool dovecot_drop(const struct dovecot *d, const char *user, const char *folder,
+                  const char *subject, unsigned count)
+{
+    char *box = strcmp(folder, "INBOX") == 0
+                    ? xasprintf("%s/%s/Maildir", d->mail_dir, user)
+                    : xasprintf("%s/%s/Maildir/.%s", d->mail_dir, user, folder);
+    struct stat owner;
+    bool ok = stat(box, &owner) == 0;
+    if (!ok)
+        perror(box);
+    for (unsigned i = 0; ok && i < count; i++) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now); /* with I and our pid: a name never used before */
+        char *tmp = xasprintf("%s/tmp/%lld.M%09ldP%dQ%u.mbtest", box, (long long)now.tv_sec,
+                              now.tv_nsec, (int)getpid(), i);
+        char *new = xasprintf("%s/new/%s", box, strrchr(tmp, '/') + 1);
+        FILE *f = fopen(tmp, "wb");
+        ok = f != NULL && fprintf(f, "Subject: %s %u\r\n\r\n%s %u\r\n", subject, i, subject, i) > 0;
+        if (f != NULL && fclose(f) != 0)
+            ok = false;
+        /* the server's mail processes own the mail when we run as root */
+        if (ok && geteuid() == 0)
+            ok = chown(tmp, owner.st_uid, owner.st_gid) == 0;
+        ok = ok && rename(tmp, new) == 0;
+        if (!ok)
+            perror(tmp);
+        free(tmp);
+        free(new);
+    }
+    free(box);
+    return ok;
 }
 
 void dovecot_fill(const struct dovecot *d, const char *user, const char *folder, unsigned count,

@@ -24,6 +24,7 @@ struct dovecot {
     char bad_ca_file[512]; /* a CA that did not */
     char log_file[512];    /* the server log */
     char token[512];       /* XOAUTH2 token of "support"; empty when there is none */
+    char mail_dir[512];    /* the server's mail: USER/Maildir below it */
 };
 
 /* dovecot_start - run `dovecot.py serve` (for USERS, "user:password,...";
@@ -81,6 +82,15 @@ char *dovecot_make_message(const char *subject, size_t size, size_t *len_r);
  * LENS, UIDs into UIDS (0 where the append failed) */
 void dovecot_fill(const struct dovecot *d, const char *user, const char *folder, unsigned count,
                   size_t size, char **raws, size_t *lens, uint32_t *uids);
+
+/* dovecot_drop - COUNT small distinct messages ("Subject: SUBJECT N") written
+ * straight into USER's FOLDER (a name without hierarchy, existing: an append
+ * creates it) as Maildir files, the way a local delivery agent does it:
+ * thousands in a moment, where an append costs a process each. The server
+ * numbers them, in some order, when a session next looks at the folder.
+ * False (and why on stderr) when a file cannot be written. */
+bool dovecot_drop(const struct dovecot *d, const char *user, const char *folder,
+                  const char *subject, unsigned count);
 
 /* dovecot_read_file - the whole file PATH (owned), NULL when it cannot be read */
 char *dovecot_read_file(const char *path);

@@ -3,7 +3,8 @@
  * CA with no credentials sent, wrong name), the three logins and refused
  * ones, SELECT, fetching by UID (order, exact bytes, batches, the "N:*"
  * edge, no \Seen, oversized and spooled messages), flags, MOVE and its
- * fallbacks, delete, CREATE, IDLE, NOOP, and a server that goes away. A
+ * fallbacks and delete on sets of UIDs (one split over several commands),
+ * CREATE, IDLE, NOOP, and a server that goes away. A
  * scripted server covers what Dovecot will not do: no STARTTLS, data
  * injected after STARTTLS, silence (timeouts). */
 #include <arpa/inet.h>
@@ -115,7 +116,7 @@ static enum mb_status collect(void *ctx, uint32_t uid, const unsigned char *data
         dovecot_append(&dc, "support", g->append_folder, "Subject: late\r\n\r\nlate\r\n", 23, NULL);
     }
     if (g->flag != NULL)
-        return imap_add_flag(g->sess, uid, g->flag, err);
+        return imap_add_flag(g->sess, &uid, 1, g->flag, err);
     return MB_OK;
 }
 
@@ -604,12 +605,13 @@ static void test_no_folder_selected_is_config(void)
     struct got g = {0};
     uint32_t next;
     CU_ASSERT_EQUAL(imap_fetch(s, 1, 10, collect, &g, &next, &err), MB_CONFIG);
-    CU_ASSERT_EQUAL(imap_add_flag(s, 1, "\\Seen", &err), MB_CONFIG);
+    const uint32_t one = 1;
+    CU_ASSERT_EQUAL(imap_add_flag(s, &one, 1, "\\Seen", &err), MB_CONFIG);
     CU_ASSERT_EQUAL(imap_idle_start(s, &err), MB_CONFIG);
     struct imap_folder f;
     CU_ASSERT_EQUAL(imap_select(s, "INBOX", &f, &err), MB_OK);
     CU_ASSERT_EQUAL(imap_select(s, "No Such Folder", &f, &err), MB_CONFIG);
-    CU_ASSERT_EQUAL(imap_delete(s, 1, &err), MB_CONFIG); /* the failed SELECT left none */
+    CU_ASSERT_EQUAL(imap_delete(s, &one, 1, &err), MB_CONFIG); /* the failed SELECT left none */
     CU_ASSERT_PTR_NOT_NULL(strstr(err.text, "no folder selected"));
     bool new_mail;
     CU_ASSERT_EQUAL(imap_noop(s, &new_mail, &err), MB_OK); /* the session is fine */
@@ -626,13 +628,14 @@ static void test_add_flag(void)
     struct imap_folder f;
     struct imap_session *s = selected(folder, &f);
     struct mb_error err;
-    CU_ASSERT_EQUAL(imap_add_flag(s, uid, "$Ticketed", &err), MB_OK);
+    CU_ASSERT_EQUAL(imap_add_flag(s, &uid, 1, "$Ticketed", &err), MB_OK);
     CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", folder, uid, "$Ticketed"), 1);
     CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", folder, uid, "\\\\Seen"), 0);
-    CU_ASSERT_EQUAL(imap_add_flag(s, uid, "\\Seen", &err), MB_OK);
+    CU_ASSERT_EQUAL(imap_add_flag(s, &uid, 1, "\\Seen", &err), MB_OK);
     CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", folder, uid, "\\\\Seen"), 1);
-    CU_ASSERT_EQUAL(imap_add_flag(s, uid, "bad flag", &err), MB_CONFIG);
-    CU_ASSERT_EQUAL(imap_add_flag(s, uid, "\\NoSuchSystemFlag", &err), MB_CONFIG);
+    CU_ASSERT_EQUAL(imap_add_flag(s, &uid, 1, "bad flag", &err), MB_CONFIG);
+    CU_ASSERT_EQUAL(imap_add_flag(s, &uid, 1, "\\NoSuchSystemFlag", &err), MB_CONFIG);
+    CU_ASSERT_EQUAL(imap_add_flag(s, NULL, 0, "\\Answered", &err), MB_OK); /* nothing to do */
     imap_close(&s);
 }
 
@@ -646,17 +649,27 @@ static bool moved(const char *from, uint32_t uid, const char *to, size_t size)
     return gone && dovecot_has_size(&dc, "support", to, size);
 }
 
+/* still_there - whether UID is in FOLDER */
+static bool still_there(const char *folder, uint32_t uid)
+{
+    char obj[2048];
+    char *list = dovecot_messages(&dc, "support", folder);
+    bool found = dovecot_message_object(list, uid, obj, sizeof(obj));
+    free(list);
+    return found;
+}
+
 static void test_move_and_fallbacks(void)
 {
     const char *folder = "MoveFrom";
-    size_t lens[3];
-    char *raws[3];
-    uint32_t uids[3];
-    dovecot_fill(&dc, "support", folder, 3, 700, raws, lens, uids);
+    size_t lens[7];
+    char *raws[7];
+    uint32_t uids[7];
+    dovecot_fill(&dc, "support", folder, 7, 700, raws, lens, uids);
     /* a bystander marked \Deleted by someone else: UID EXPUNGE must spare it */
     uint32_t bystander =
         dovecot_append(&dc, "support", folder, "Subject: b\r\n\r\nb\r\n", 17, "\\Deleted");
-    CU_ASSERT_TRUE_FATAL(uids[2] != 0 && bystander != 0);
+    CU_ASSERT_TRUE_FATAL(uids[6] == uids[0] + 6 && bystander != 0);
     struct imap_session *s = session();
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     struct mb_error err;
@@ -664,43 +677,103 @@ static void test_move_and_fallbacks(void)
     struct imap_folder f;
     CU_ASSERT_EQUAL_FATAL(imap_select(s, folder, &f, &err), MB_OK);
 
-    CU_ASSERT_EQUAL(imap_move(s, uids[0], "Done", &err), MB_OK); /* UID MOVE */
+    /* UID MOVE of a range and a UID that was never there (ignored) */
+    const uint32_t move[] = {uids[0], uids[1], bystander + 1000};
+    CU_ASSERT_EQUAL(imap_move(s, move, 3, "Done", &err), MB_OK);
     CU_ASSERT_TRUE(moved(folder, uids[0], "Done", lens[0]));
+    CU_ASSERT_TRUE(moved(folder, uids[1], "Done", lens[1]));
 
     imap_disable_capability(s, "MOVE"); /* UID COPY + STORE + UID EXPUNGE */
-    CU_ASSERT_EQUAL(imap_move(s, uids[1], "Done", &err), MB_OK);
-    CU_ASSERT_TRUE(moved(folder, uids[1], "Done", lens[1]));
-    char *list = dovecot_messages(&dc, "support", folder);
-    char obj[2048];
-    CU_ASSERT_TRUE(dovecot_message_object(list, bystander, obj, sizeof(obj)));
-    free(list);
+    const uint32_t copy[] = {uids[2], uids[4]};
+    CU_ASSERT_EQUAL(imap_move(s, copy, 2, "Done", &err), MB_OK);
+    CU_ASSERT_TRUE(moved(folder, uids[2], "Done", lens[2]));
+    CU_ASSERT_TRUE(moved(folder, uids[4], "Done", lens[4]));
+    CU_ASSERT_TRUE(still_there(folder, uids[3])); /* between the two: not part of the set */
+    CU_ASSERT_TRUE(still_there(folder, bystander));
 
     imap_disable_capability(s, "UIDPLUS"); /* UID COPY + STORE + EXPUNGE */
-    CU_ASSERT_EQUAL(imap_move(s, uids[2], "Done", &err), MB_OK);
-    CU_ASSERT_TRUE(moved(folder, uids[2], "Done", lens[2]));
+    const uint32_t plain[] = {uids[5], uids[6]};
+    CU_ASSERT_EQUAL(imap_move(s, plain, 2, "Done", &err), MB_OK);
+    CU_ASSERT_TRUE(moved(folder, uids[5], "Done", lens[5]));
+    CU_ASSERT_TRUE(moved(folder, uids[6], "Done", lens[6]));
+    CU_ASSERT_TRUE(still_there(folder, uids[3]));
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "support", "Done"), 6);
 
     uint32_t last = dovecot_append(&dc, "support", folder, "Subject: l\r\n\r\nl\r\n", 17, NULL);
     CU_ASSERT_EQUAL(imap_select(s, folder, &f, &err), MB_OK);
-    CU_ASSERT_EQUAL(imap_move(s, last, "No Such Target", &err), MB_CONFIG);
+    CU_ASSERT_EQUAL(imap_move(s, &last, 1, "No Such Target", &err), MB_CONFIG);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.text, "No Such Target"));
     imap_close(&s);
-    for (unsigned i = 0; i < 3; i++)
+    for (unsigned i = 0; i < 7; i++)
         free(raws[i]);
 }
 
 static void test_delete(void)
 {
     const char *folder = "Delete";
+    uint32_t drop1 = dovecot_append(&dc, "support", folder, "Subject: d\r\n\r\nd\r\n", 17, NULL);
     uint32_t keep = dovecot_append(&dc, "support", folder, "Subject: k\r\n\r\nk\r\n", 17, NULL);
-    uint32_t drop = dovecot_append(&dc, "support", folder, "Subject: d\r\n\r\nd\r\n", 17, NULL);
-    CU_ASSERT_TRUE_FATAL(keep && drop);
+    uint32_t drop2 = dovecot_append(&dc, "support", folder, "Subject: e\r\n\r\ne\r\n", 17, NULL);
+    uint32_t drop3 = dovecot_append(&dc, "support", folder, "Subject: f\r\n\r\nf\r\n", 17, NULL);
+    CU_ASSERT_TRUE_FATAL(drop1 && keep && drop2 && drop3);
     struct imap_folder f;
     struct imap_session *s = selected(folder, &f);
     struct mb_error err;
-    CU_ASSERT_EQUAL(imap_delete(s, drop, &err), MB_OK);
-    CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", folder, drop, "\\\\Deleted"), -1);
+    const uint32_t drop[] = {drop1, drop2, drop3};
+    CU_ASSERT_EQUAL(imap_delete(s, drop, 3, &err), MB_OK);
+    for (unsigned i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", folder, drop[i], "\\\\Deleted"), -1);
     CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", folder, keep, "\\\\Deleted"), 0);
+    CU_ASSERT_EQUAL(imap_delete(s, drop, 3, &err), MB_OK); /* gone already: fine */
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "support", folder), 1);
     imap_close(&s);
+}
+
+/* A set of more ranges than one command takes is split over several: every
+ * other message of a folder of 5,000 (2,500 ranges) flagged, and only those.
+ * The messages are dropped into the Maildir directly: 5,000 appends would
+ * take minutes. */
+static void test_large_sparse_set(void)
+{
+    enum { TOTAL = 5000, SPARSE = TOTAL / 2 };
+    CU_ASSERT_TRUE_FATAL(SPARSE > 2 * IMAP_SET_MAX_RANGES); /* three commands at least */
+    const char *folder = "Sparse";
+    uint32_t first = dovecot_append(&dc, "support", folder, "Subject: 0\r\n\r\n0\r\n", 17, NULL);
+    CU_ASSERT_TRUE_FATAL(first != 0);
+    CU_ASSERT_TRUE_FATAL(dovecot_drop(&dc, "support", folder, "sparse", TOTAL - 1));
+    struct imap_folder f;
+    struct imap_session *s = selected(folder, &f);
+    CU_ASSERT_EQUAL_FATAL(f.exists, TOTAL);
+    CU_ASSERT_EQUAL_FATAL(f.uidnext, first + TOTAL); /* numbered FIRST, FIRST + 1, ... */
+    uint32_t *odd = xcalloc(SPARSE, sizeof(*odd));
+    for (uint32_t i = 0; i < SPARSE; i++)
+        odd[i] = first + 2 * i;
+    struct mb_error err;
+    enum mb_status st = imap_add_flag(s, odd, SPARSE, "\\Seen", &err);
+    if (st != MB_OK)
+        fprintf(stderr, "sparse: %s\n", err.text);
+    CU_ASSERT_EQUAL(st, MB_OK);
+    imap_close(&s);
+    free(odd);
+
+    char *list = dovecot_messages(&dc, "support", folder);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(list);
+    unsigned listed = 0, flagged_odd = 0, flagged_even = 0;
+    for (const char *p = list; (p = strstr(p, "{\"uid\": ")) != NULL; p++) {
+        uint32_t uid = (uint32_t)strtoul(p + 8, NULL, 10);
+        const char *end = strchr(p, '}');
+        const char *seen = strstr(p, "\"\\\\Seen\"");
+        bool flagged = seen != NULL && end != NULL && seen < end;
+        listed++;
+        if (flagged && (uid - first) % 2 == 0)
+            flagged_odd++;
+        else if (flagged)
+            flagged_even++;
+    }
+    free(list);
+    CU_ASSERT_EQUAL(listed, TOTAL);
+    CU_ASSERT_EQUAL(flagged_odd, SPARSE); /* every one of the set, across the commands */
+    CU_ASSERT_EQUAL(flagged_even, 0);     /* and nothing between */
 }
 
 static void test_create_folder(void)
@@ -859,8 +932,9 @@ static const struct unit_test mailbox_tests[] = {
     {"fetch: oversized reported, large spooled", test_fetch_oversized_and_spooled},
     {"commands without a selected folder are MB_CONFIG", test_no_folder_selected_is_config},
     {"add_flag: keyword, \\Seen, invalid", test_add_flag},
-    {"move: MOVE, COPY+UID EXPUNGE, COPY+EXPUNGE", test_move_and_fallbacks},
-    {"delete", test_delete},
+    {"move a set: MOVE, COPY+UID EXPUNGE, COPY+EXPUNGE", test_move_and_fallbacks},
+    {"delete a set, twice", test_delete},
+    {"a set of 2,500 ranges is split over several commands", test_large_sparse_set},
     {"create_folder, existing, UTF-7 names", test_create_folder},
     {"IDLE reports new mail", test_idle_reports_new_mail},
     {"NOOP reports EXISTS", test_noop_reports_exists},

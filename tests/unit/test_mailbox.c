@@ -3,7 +3,8 @@
  * in-memory struct source_memory: the URL table, the action words, refused
  * opens; IMAP order and exact bytes, the checkpoint across sessions and per
  * batch, no \Seen from reading, every processed-mail action and quarantine
- * by settle (twice is harmless), wheres of another mailbox or numbering, a
+ * by settle (twice is harmless), one settle call over a batch of mixed
+ * fates and on sets, wheres of another mailbox or numbering, a
  * UIDVALIDITY reset, the size limit, spooled batches, IDLE and NOOP waits;
  * POP3 UIDLs across sessions, delete committed by QUIT, keep. */
 #include <poll.h>
@@ -202,6 +203,19 @@ static uint32_t uid_of(const char *where)
 {
     const char *p = where ? strstr(where, ";UID=") : NULL;
     return p ? (uint32_t)strtoul(p + 5, NULL, 10) : 0;
+}
+
+/* settle_where - source_settle of the one item WHERE, FATE: its result (and
+ * its error in *ERR) when the call succeeded, else the call's status */
+static enum mb_status settle_where(struct source *src, const char *where, enum source_fate fate,
+                                   struct mb_error *err)
+{
+    struct source_settle_item item = {.where = where, .fate = fate};
+    enum mb_status st = source_settle(src, &item, 1, err);
+    if (st != MB_OK)
+        return st;
+    *err = item.error;
+    return item.result;
 }
 
 /* ---- URL and settings ---- */
@@ -527,11 +541,11 @@ static uint32_t settle_one(const char *folder, const char *action, size_t *size_
         char *where = next_is(src, raw, len, &msg);
         handed(src, &msg);
         struct mb_error err;
-        enum mb_status st = where ? source_settle(src, where, SOURCE_DONE, &err) : MB_TEMP;
+        enum mb_status st = where ? settle_where(src, where, SOURCE_DONE, &err) : MB_TEMP;
         if (st != MB_OK)
             fprintf(stderr, "settle %s: %s\n", action, err.text);
         CU_ASSERT_EQUAL(st, MB_OK);
-        CU_ASSERT_EQUAL(where ? source_settle(src, where, SOURCE_DONE, &err) : MB_TEMP, MB_OK);
+        CU_ASSERT_EQUAL(where ? settle_where(src, where, SOURCE_DONE, &err) : MB_TEMP, MB_OK);
         free(where);
     }
     source_close(&src);
@@ -562,6 +576,156 @@ static void test_imap_actions(void)
 
     uid = settle_one("ActDelete", "delete", &size);
     CU_ASSERT_EQUAL(dovecot_count(&dc, "support", "ActDelete"), 0);
+}
+
+/* settle_set - four messages in their own FOLDER, fetched and handed by a
+ * source with ACTION; the first, second and fourth settled DONE in one call
+ * (the third is left alone). Their UIDs into UIDS. */
+static void settle_set(const char *folder, const char *action, uint32_t uids[4])
+{
+    char *raws[4];
+    size_t lens[4];
+    dovecot_fill(&dc, "support", folder, 4, 600, raws, lens, uids);
+    CU_ASSERT_TRUE_FATAL(uids[3] != 0);
+    struct box b;
+    imap_box(&b, folder);
+    CU_ASSERT_TRUE(mailbox_parse_action(action, &b.s));
+    struct memory m;
+    memory_init(&m);
+    struct source *src = open_ok(&b, &m);
+    struct source_msg msg;
+    char *wheres[4];
+    for (unsigned i = 0; i < 4; i++) {
+        wheres[i] = next_is(src, raws[i], lens[i], &msg);
+        handed(src, &msg);
+    }
+    struct source_settle_item items[3] = {
+        {.where = wheres[3], .fate = SOURCE_DONE},
+        {.where = wheres[0], .fate = SOURCE_DONE},
+        {.where = wheres[1], .fate = SOURCE_DONE},
+    };
+    struct mb_error err;
+    enum mb_status st = wheres[3] ? source_settle(src, items, 3, &err) : MB_TEMP;
+    if (st != MB_OK)
+        fprintf(stderr, "settle %s: %s\n", action, err.text);
+    CU_ASSERT_EQUAL(st, MB_OK);
+    for (unsigned i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(items[i].result, MB_OK);
+    source_close(&src);
+    memory_free(&m);
+    for (unsigned i = 0; i < 4; i++) {
+        free(wheres[i]);
+        free(raws[i]);
+    }
+}
+
+static void test_imap_actions_on_a_set(void)
+{
+    uint32_t uids[4];
+    settle_set("SetMove", "move:SetDone", uids);
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "support", "SetDone"), 3); /* created by the move */
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "support", "SetMove"), 1);
+    CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", "SetMove", uids[2], "\\\\Seen"), 0);
+
+    settle_set("SetDelete", "delete", uids);
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "support", "SetDelete"), 1);
+    CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", "SetDelete", uids[2], "\\\\Deleted"), 0);
+}
+
+/* One settle call over ten messages with a mix of fates, a message gone
+ * already, another mailbox's where and one of an older numbering: \Seen on
+ * exactly the DONE ones, the QUARANTINED ones in the quarantine folder,
+ * MB_PERM with its reason for the two strangers, nothing else touched. */
+static void test_imap_settle_batch(void)
+{
+    const char *folder = "Batch";
+    enum { N = 10 };
+    char *raws[N];
+    size_t lens[N];
+    uint32_t uids[N];
+    dovecot_fill(&dc, "support", folder, N, 500, raws, lens, uids);
+    CU_ASSERT_TRUE_FATAL(uids[N - 1] != 0);
+    struct box b;
+    imap_box(&b, folder);
+    b.s.action = MAILBOX_SEEN;
+    b.s.quarantine_folder = "BatchQuarantine";
+    struct memory m;
+    memory_init(&m);
+    struct source *src = open_ok(&b, &m);
+    struct source_msg msg;
+    char *wheres[N];
+    for (unsigned i = 0; i < N; i++) {
+        wheres[i] = next_is(src, raws[i], lens[i], &msg);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(wheres[i]);
+        handed(src, &msg);
+    }
+    /* message 7 leaves before the batch: its DONE finds it gone */
+    struct mb_error err;
+    CU_ASSERT_EQUAL(settle_where(src, wheres[7], SOURCE_QUARANTINED, &err), MB_OK);
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "support", folder), N - 1);
+
+    uint32_t validity = (uint32_t)strtoul(strstr(wheres[0], "UIDVALIDITY=") + 12, NULL, 10);
+    char *foreign = xasprintf("imap://support@elsewhere:993/%s:UIDVALIDITY=%u;UID=%u", folder,
+                              (unsigned)validity, (unsigned)uids[9]);
+    char *renumbered =
+        xasprintf("%s:UIDVALIDITY=%u;UID=%u", src->name, (unsigned)validity + 1, (unsigned)uids[9]);
+    /* DONE: 0 1 2 4 5 8 (runs and gaps, out of order) and 7 (gone);
+     * QUARANTINED: 3 6; 9 only under the strangers' names */
+    struct source_settle_item items[] = {
+        {.where = wheres[5], .fate = SOURCE_DONE},
+        {.where = wheres[0], .fate = SOURCE_DONE},
+        {.where = wheres[6], .fate = SOURCE_QUARANTINED},
+        {.where = foreign, .fate = SOURCE_DONE},
+        {.where = wheres[1], .fate = SOURCE_DONE},
+        {.where = wheres[2], .fate = SOURCE_DONE},
+        {.where = wheres[7], .fate = SOURCE_DONE},
+        {.where = wheres[3], .fate = SOURCE_QUARANTINED},
+        {.where = renumbered, .fate = SOURCE_QUARANTINED},
+        {.where = wheres[4], .fate = SOURCE_DONE},
+        {.where = wheres[8], .fate = SOURCE_DONE},
+    };
+    size_t n = sizeof(items) / sizeof(items[0]);
+    for (size_t i = 0; i < n; i++) /* what settle must overwrite */
+        items[i].result = MB_TEMP;
+    enum mb_status st = source_settle(src, items, n, &err);
+    if (st != MB_OK)
+        fprintf(stderr, "settle batch: %s\n", err.text);
+    CU_ASSERT_EQUAL_FATAL(st, MB_OK);
+    for (size_t i = 0; i < n; i++) {
+        bool stranger = items[i].where == foreign || items[i].where == renumbered;
+        CU_ASSERT_EQUAL(items[i].result, stranger ? MB_PERM : MB_OK);
+    }
+    CU_ASSERT_PTR_NOT_NULL(strstr(items[3].error.text, "not this mailbox"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(items[8].error.text, "renumbered"));
+
+    static const int seen[N] = {1, 1, 1, -1, 1, 1, -1, -1, 1, 0}; /* -1: not in the folder */
+    char *list = dovecot_messages(&dc, "support", folder);
+    char obj[2048];
+    for (unsigned i = 0; i < N; i++) {
+        bool there = dovecot_message_object(list, uids[i], obj, sizeof(obj));
+        CU_ASSERT_EQUAL(there, seen[i] >= 0);
+        if (there)
+            CU_ASSERT_EQUAL(strstr(obj, "\"\\\\Seen\"") != NULL, seen[i] == 1);
+    }
+    free(list);
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "support", "BatchQuarantine"), 3);
+    CU_ASSERT_TRUE(dovecot_has_size(&dc, "support", "BatchQuarantine", lens[3]));
+    CU_ASSERT_TRUE(dovecot_has_size(&dc, "support", "BatchQuarantine", lens[6]));
+    CU_ASSERT_TRUE(dovecot_has_size(&dc, "support", "BatchQuarantine", lens[7]));
+
+    /* the same batch again: every action is idempotent */
+    CU_ASSERT_EQUAL(source_settle(src, items, n, &err), MB_OK);
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "support", folder), N - 3);
+    CU_ASSERT_EQUAL(dovecot_count(&dc, "support", "BatchQuarantine"), 3);
+    CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", folder, uids[9], "\\\\Seen"), 0);
+    source_close(&src);
+    memory_free(&m);
+    free(foreign);
+    free(renumbered);
+    for (unsigned i = 0; i < N; i++) {
+        free(wheres[i]);
+        free(raws[i]);
+    }
 }
 
 static void test_imap_over_limit_quarantined(void)
@@ -596,7 +760,7 @@ static void test_imap_over_limit_quarantined(void)
     char *where = source_where(src, &msg);
     CU_ASSERT_EQUAL(uid_of(where), uid[1]);
     CU_ASSERT_EQUAL(dovecot_count(&dc, "support", "Quarantine"), -1);
-    CU_ASSERT_EQUAL(source_settle(src, where, SOURCE_QUARANTINED, &err), MB_OK);
+    CU_ASSERT_EQUAL(settle_where(src, where, SOURCE_QUARANTINED, &err), MB_OK);
     CU_ASSERT_EQUAL(dovecot_count(&dc, "support", folder), 2);
     CU_ASSERT_TRUE(dovecot_has_size(&dc, "support", "Quarantine", len[1]));
     handed(src, &msg);
@@ -609,16 +773,16 @@ static void test_imap_over_limit_quarantined(void)
 
     /* wheres that are not this mailbox's, or of another numbering: MB_PERM */
     char *other = xasprintf("imap://support@elsewhere:993/%s:UIDVALIDITY=1;UID=1", folder);
-    CU_ASSERT_EQUAL(source_settle(src, other, SOURCE_DONE, &err), MB_PERM);
+    CU_ASSERT_EQUAL(settle_where(src, other, SOURCE_DONE, &err), MB_PERM);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.text, "not this mailbox"));
     free(other);
     uint32_t validity = (uint32_t)strtoul(strstr(where, "UIDVALIDITY=") + 12, NULL, 10);
     other = xasprintf("%s:UIDVALIDITY=%u;UID=%u", src->name, validity + 1, uid[2]);
-    CU_ASSERT_EQUAL(source_settle(src, other, SOURCE_QUARANTINED, &err), MB_PERM);
+    CU_ASSERT_EQUAL(settle_where(src, other, SOURCE_QUARANTINED, &err), MB_PERM);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.text, "renumbered"));
     free(other);
     other = xasprintf("%s:UID=%u", src->name, uid[2]);
-    CU_ASSERT_EQUAL(source_settle(src, other, SOURCE_QUARANTINED, &err), MB_PERM);
+    CU_ASSERT_EQUAL(settle_where(src, other, SOURCE_QUARANTINED, &err), MB_PERM);
     free(other);
     CU_ASSERT_EQUAL(dovecot_count(&dc, "support", folder), 2); /* none of those moved anything */
     free(where);
@@ -630,7 +794,7 @@ static void test_imap_over_limit_quarantined(void)
     memory_init(&m);
     src = open_ok(&b, &m);
     where = next_is(src, raw[0], len[0], &msg);
-    CU_ASSERT_EQUAL(where ? source_settle(src, where, SOURCE_QUARANTINED, &err) : MB_TEMP, MB_OK);
+    CU_ASSERT_EQUAL(where ? settle_where(src, where, SOURCE_QUARANTINED, &err) : MB_TEMP, MB_OK);
     CU_ASSERT_EQUAL(dovecot_count(&dc, "support", folder), 2);
     free(where);
     source_close(&src);
@@ -692,7 +856,7 @@ static void test_imap_uidvalidity_reset(void)
     CU_ASSERT_EQUAL(m.next_uid[0], last + 1);
     /* the old place is no more: MB_PERM, nothing flagged */
     struct mb_error err;
-    CU_ASSERT_EQUAL(old_where ? source_settle(src, old_where, SOURCE_DONE, &err) : MB_OK, MB_PERM);
+    CU_ASSERT_EQUAL(old_where ? settle_where(src, old_where, SOURCE_DONE, &err) : MB_OK, MB_PERM);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.text, "renumbered"));
     CU_ASSERT_EQUAL(dovecot_has_flag(&dc, "support", folder, last, "\\\\Seen"), 0);
     source_close(&src);
@@ -813,7 +977,7 @@ static void test_imap_mail_announced_before_idle(void)
     /* Dovecot announces the append within about half a second, in the
      * answer to whatever command comes next; 40 tries is a hang guard */
     for (int i = 0; i < 40 && !ready; i++) {
-        CU_ASSERT_EQUAL(source_settle(src, where, SOURCE_DONE, &err), MB_OK); /* a STORE */
+        CU_ASSERT_EQUAL(settle_where(src, where, SOURCE_DONE, &err), MB_OK); /* a STORE */
         CU_ASSERT_EQUAL_FATAL(src->ops->idle_begin(src, &fd, &ready, &err), MB_OK);
         CU_ASSERT_EQUAL(src->ops->idle_end(src, &err), MB_OK);
         if (!ready)
@@ -928,14 +1092,25 @@ static void test_pop3_delete_at_quit(void)
     CU_ASSERT_EQUAL(source_next(src, &msg, &got, &err), MB_PERM);
     CU_ASSERT_PTR_NOT_NULL_FATAL(msg.id);
     char *big_where = source_where(src, &msg);
-    CU_ASSERT_EQUAL(source_settle(src, big_where, SOURCE_QUARANTINED, &err), MB_OK);
+    CU_ASSERT_EQUAL(settle_where(src, big_where, SOURCE_QUARANTINED, &err), MB_OK);
     handed(src, &msg);
     next_none(src);
 
-    CU_ASSERT_EQUAL(source_settle(src, where, SOURCE_DONE, &err), MB_OK);
-    CU_ASSERT_EQUAL(source_settle(src, where, SOURCE_DONE, &err), MB_OK); /* twice: harmless */
+    /* one call for several: DONE twice (harmless), another mailbox's, and
+     * the quarantined one again (it stays) */
     char *other = xasprintf("pop3://sales@elsewhere:995:UIDL=x");
-    CU_ASSERT_EQUAL(source_settle(src, other, SOURCE_DONE, &err), MB_PERM);
+    struct source_settle_item items[] = {
+        {.where = where, .fate = SOURCE_DONE},
+        {.where = other, .fate = SOURCE_DONE},
+        {.where = big_where, .fate = SOURCE_QUARANTINED},
+        {.where = where, .fate = SOURCE_DONE},
+    };
+    CU_ASSERT_EQUAL(source_settle(src, items, 4, &err), MB_OK);
+    CU_ASSERT_EQUAL(items[0].result, MB_OK);
+    CU_ASSERT_EQUAL(items[1].result, MB_PERM);
+    CU_ASSERT_PTR_NOT_NULL(strstr(items[1].error.text, "not this mailbox"));
+    CU_ASSERT_EQUAL(items[2].result, MB_OK);
+    CU_ASSERT_EQUAL(items[3].result, MB_OK);
     free(other);
     CU_ASSERT_TRUE(dovecot_has_size(&dc, "sales", "INBOX", len)); /* DELE waits for QUIT */
     int fd;
@@ -946,7 +1121,7 @@ static void test_pop3_delete_at_quit(void)
     CU_ASSERT_EQUAL(dovecot_count(&dc, "sales", "INBOX"), before + 1);
     /* settling it again in a new session: already gone, fine */
     CU_ASSERT_EQUAL(src->ops->idle_end(src, &err), MB_OK);
-    CU_ASSERT_EQUAL(source_settle(src, where, SOURCE_DONE, &err), MB_OK);
+    CU_ASSERT_EQUAL(settle_where(src, where, SOURCE_DONE, &err), MB_OK);
     next_none(src);
     source_close(&src);
     CU_ASSERT_EQUAL(dovecot_count(&dc, "sales", "INBOX"), before + 1);
@@ -979,6 +1154,8 @@ static const struct unit_test mailbox_tests[] = {
     {"IMAP: order, bytes, checkpoint across sessions, no \\Seen", test_imap_order_bytes_checkpoint},
     {"IMAP: batches commit the checkpoint once each", test_imap_batches},
     {"IMAP: settle keep, seen, keyword, move, delete (twice)", test_imap_actions},
+    {"IMAP: settle move, delete on a set in one call", test_imap_actions_on_a_set},
+    {"IMAP: one settle call over mixed fates, gone and foreign wheres", test_imap_settle_batch},
     {"IMAP: over the limit is MB_PERM, quarantined; foreign wheres",
      test_imap_over_limit_quarantined},
     {"IMAP: UIDVALIDITY reset fetches all again", test_imap_uidvalidity_reset},
