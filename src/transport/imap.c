@@ -875,6 +875,15 @@ int imap_idle_fd(struct imap_session *s)
     return s->idling ? mailimap_idle_get_fd(s->imap) : -1;
 }
 
+/* imap_idle_buffered - bytes past the continuation line are left in
+ * libetpan's read buffer (struct _mailstream is public). Under TLS only a
+ * record longer than that buffer could leave a tail inside GnuTLS; the few
+ * lines that follow a continuation are far shorter. */
+bool imap_idle_buffered(struct imap_session *s)
+{
+    return s->idling && s->imap->imap_stream != NULL && s->imap->imap_stream->read_buffer_len > 0;
+}
+
 /* imap_idle_done - DONE; the EXISTS read meanwhile are parsed now */
 enum mb_status imap_idle_done(struct imap_session *s, bool *new_mail_r, struct mb_error *err)
 {

@@ -167,6 +167,11 @@ enum mb_status imap_create_folder(struct imap_session *s, const char *folder, st
  * other command may be sent between start and done. */
 enum mb_status imap_idle_start(struct imap_session *s, struct mb_error *err);
 int imap_idle_fd(struct imap_session *s);
+/* imap_idle_buffered - while idling: the server already said more than the
+ * IDLE continuation and it sits read in our buffer (mail that came before
+ * the IDLE is announced right after "+ idling", often in the same packet),
+ * so poll() on imap_idle_fd would not show it: end the IDLE at once */
+bool imap_idle_buffered(struct imap_session *s);
 enum mb_status imap_idle_done(struct imap_session *s, bool *new_mail_r, struct mb_error *err);
 
 /* imap_noop - NOOP; *NEW_MAIL_R as imap_idle_done */

@@ -410,6 +410,7 @@ static enum mb_status imap_src_idle_begin(struct source *src, int *fd_r, bool *r
     if (st == MB_OK) {
         m->idling = true;
         *fd_r = imap_idle_fd(m->sess);
+        *ready_r = imap_idle_buffered(m->sess);
     }
     return st;
 }

@@ -801,6 +801,30 @@ static void test_create_folder(void)
 
 /* --- waiting for mail ------------------------------------------------------ */
 
+/* Mail that came while the session was busy is announced right after
+ * "+ idling", often in the same packet: libetpan has read it already and the
+ * socket stays quiet, so the session itself must say there is news. */
+static void test_idle_reports_mail_announced_with_its_start(void)
+{
+    const char *folder = "IdleEarly";
+    CU_ASSERT_TRUE_FATAL(
+        dovecot_append(&dc, "support", folder, "Subject: 1\r\n\r\n1\r\n", 17, NULL));
+    struct imap_folder f;
+    struct imap_session *s = selected(folder, &f);
+    struct mb_error err;
+    bool new_mail = false;
+    CU_ASSERT_TRUE_FATAL(
+        dovecot_append(&dc, "support", folder, "Subject: 2\r\n\r\n2\r\n", 17, NULL) != 0);
+    CU_ASSERT_EQUAL_FATAL(imap_idle_start(s, &err), MB_OK);
+    struct pollfd p = {.fd = imap_idle_fd(s), .events = POLLIN};
+    /* 3 s: a hang guard, not a speed check */
+    CU_ASSERT_TRUE(imap_idle_buffered(s) || poll(&p, 1, 3000) == 1);
+    CU_ASSERT_EQUAL(imap_idle_done(s, &new_mail, &err), MB_OK);
+    CU_ASSERT_TRUE(new_mail);
+    CU_ASSERT_FALSE(imap_idle_buffered(s)); /* not idling */
+    imap_close(&s);
+}
+
 static void test_idle_reports_new_mail(void)
 {
     const char *folder = "Idle";
@@ -937,6 +961,7 @@ static const struct unit_test mailbox_tests[] = {
     {"a set of 2,500 ranges is split over several commands", test_large_sparse_set},
     {"create_folder, existing, UTF-7 names", test_create_folder},
     {"IDLE reports new mail", test_idle_reports_new_mail},
+    {"IDLE reports mail announced with its start", test_idle_reports_mail_announced_with_its_start},
     {"NOOP reports EXISTS", test_noop_reports_exists},
     {"server stopped mid-session is MB_TEMP", test_server_stopped_is_temp},
     {NULL, NULL},
