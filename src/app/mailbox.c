@@ -214,6 +214,9 @@ enum mb_status route_mailbox_fetch(struct route_mailbox *mb, struct pipeline *p,
 static void log_settled(const struct mb_log *log, const char *route, const struct store_msg *row,
                         const char *fate, enum mb_status st, const char *error)
 {
+    enum mb_log_level level = st == MB_OK ? MB_LOG_INFO : MB_LOG_WARNING;
+    if (level > log->level)
+        return;
     struct buf line;
     buf_init(&line, 4096);
     logfmt_pair(&line, "msg", row->message_id ? row->message_id : row->key);
@@ -223,7 +226,7 @@ static void log_settled(const struct mb_log *log, const char *route, const struc
     logfmt_pair(&line, "status", st == MB_OK ? "ok" : "skipped");
     if (error != NULL)
         logfmt_pair(&line, "error", error);
-    mb_log(log, st == MB_OK ? MB_LOG_INFO : MB_LOG_WARNING, "%s", line.data);
+    mb_log(log, level, "%s", line.data);
     buf_free(&line);
 }
 

@@ -94,6 +94,14 @@ static void log_outcome(struct pipeline *p, const struct store_msg *row, const s
                         const char *action, const char *status, const struct ticket_result *res,
                         const char *error, long long retry_in_ms)
 {
+    enum mb_log_level level = MB_LOG_ERROR;
+    if (error == NULL || strcmp(status, "deferred") == 0)
+        level = MB_LOG_INFO;
+    else if (strcmp(status, "retry") == 0 || strcmp(status, "requeued") == 0 ||
+             strcmp(status, "unanswered") == 0 || strcmp(status, "unsettled") == 0)
+        level = MB_LOG_WARNING;
+    if (level > p->env->log->level) /* not wanted: spare the formatting */
+        return;
     struct buf line;
     buf_init(&line, 8192);
     logfmt_pair(&line, "msg", mail && mail->message_id ? mail->message_id : row->key);
@@ -115,12 +123,6 @@ static void log_outcome(struct pipeline *p, const struct store_msg *row, const s
         buf_printf(&line, " retry_in=%llds", (retry_in_ms + 999) / 1000);
     if (error != NULL)
         logfmt_pair(&line, "error", error);
-    enum mb_log_level level = MB_LOG_ERROR;
-    if (error == NULL || strcmp(status, "deferred") == 0)
-        level = MB_LOG_INFO;
-    else if (strcmp(status, "retry") == 0 || strcmp(status, "requeued") == 0 ||
-             strcmp(status, "unanswered") == 0 || strcmp(status, "unsettled") == 0)
-        level = MB_LOG_WARNING;
     mb_log(p->env->log, level, "%s", line.data);
     buf_free(&line);
 }

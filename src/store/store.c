@@ -42,7 +42,10 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " message_id TEXT,"
     " subject TEXT,"
     " state TEXT NOT NULL"
-    "  CHECK (state IN ('queued', 'posting', 'done', 'retry', 'quarantine')),"
+    /* ORs, not IN: SQLite builds a temporary index for an IN list of more
+     * than two values at every INSERT and UPDATE that checks it */
+    "  CHECK (state = 'queued' OR state = 'posting' OR state = 'done' OR state = 'retry'"
+    "         OR state = 'quarantine'),"
     " attempts INTEGER NOT NULL DEFAULT 0,"
     " next_attempt_ms INTEGER NOT NULL DEFAULT 0,"
     " created_ms INTEGER NOT NULL,"
