@@ -2,8 +2,9 @@
  *
  * One libcurl easy handle per client, so its connection cache keeps the
  * vendor connection open between messages. Bodies (including multipart)
- * are built here and fed through a read callback; every outcome is
- * classified before it leaves this file. */
+ * are built here and handed over as POSTFIELDS, guarded against libcurl's
+ * silent re-send (see http_send); every outcome is classified before it
+ * leaves this file. */
 #define _GNU_SOURCE /* memmem */
 #include "http/http.h"
 
@@ -22,17 +23,10 @@
 
 #include "lib/xalloc.h"
 
-#define HTTP_MAX_HEADERS 256   /* response header lines kept; more is refused */
-#define HTTP_EXCERPT_MAX 300   /* bytes of a vendor's answer in error texts */
-#define HTTP_BOUNDARY_BYTES 16 /* random bytes, written as 32 hex digits */
+#define HTTP_MAX_HEADERS 256 /* response header lines kept; more is refused */
+#define HTTP_EXCERPT_MAX 300 /* bytes of a vendor's answer in error texts */
+#define HTTP_BOUNDARY_LEN 32 /* hex digits: 16 random per client, 16 counting requests */
 #define HTTP_DEFAULT_AGENT "mailbridge/0.1.0"
-
-/* The request body as libcurl reads it. */
-struct body_cursor {
-    const char *data; /* borrowed: the body of the request in flight */
-    size_t len;
-    size_t pos;
-};
 
 struct http_client {
     CURL *curl;    /* owned */
@@ -40,7 +34,10 @@ struct http_client {
     size_t max_response;
     unsigned long connections;  /* connections opened so far */
     struct http_response *resp; /* borrowed: the response being filled during a transfer */
-    struct body_cursor body;
+    char boundary_prefix[HTTP_BOUNDARY_LEN / 2 + 1]; /* random hex, drawn once */
+    uint64_t boundaries;                             /* multipart boundaries made so far */
+    bool has_body;         /* the request in flight has a body: it is sent at most once */
+    unsigned attempts;     /* times libcurl was about to send the request in flight */
     bool too_large;        /* the write callback refused the body */
     bool too_many_headers; /* the header callback refused a line */
     char errbuf[CURL_ERROR_SIZE];
@@ -104,16 +101,35 @@ static size_t on_header(char *data, size_t size, size_t count, void *ctx)
     return total;
 }
 
-/* on_read - libcurl read callback: hand out the request body */
-static size_t on_read(char *out, size_t size, size_t count, void *ctx)
+/* on_prereq - libcurl pre-request callback, called right before a request
+ * is sent on its connection: the second attempt of a request with a body is
+ * refused (see http_send) */
+static int on_prereq(void *ctx, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                     int conn_local_port)
 {
-    struct body_cursor *b = ctx;
-    size_t n = size * count;
-    if (n > b->len - b->pos)
-        n = b->len - b->pos;
-    memcpy(out, b->data + b->pos, n);
-    b->pos += n;
-    return n;
+    struct http_client *c = ctx;
+    (void)conn_primary_ip, (void)conn_local_ip, (void)conn_primary_port, (void)conn_local_port;
+    c->attempts++;
+    return c->has_body && c->attempts > 1 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
+}
+
+static const char hex_digits[] = "0123456789abcdef";
+
+/* hex_random - N random hex digits into OUT, NUL-terminated */
+static void hex_random(char *out, size_t n)
+{
+    unsigned char raw[32];
+    size_t got = 0;
+    assert(n <= 2 * sizeof(raw));
+    while (got < (n + 1) / 2) {
+        ssize_t r = getrandom(raw + got, (n + 1) / 2 - got, 0);
+        if (r > 0)
+            got += (size_t)r;
+        /* EINTR only: getrandom never fails otherwise for so few bytes */
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = hex_digits[i % 2 ? raw[i / 2] & 15 : raw[i / 2] >> 4];
+    out[n] = '\0';
 }
 
 enum mb_status http_client_create(const struct http_settings *s, struct http_client **client_r,
@@ -126,6 +142,7 @@ enum mb_status http_client_create(const struct http_settings *s, struct http_cli
     c->curl = curl;
     c->dry_run = s->dry_run;
     c->max_response = s->max_response;
+    hex_random(c->boundary_prefix, sizeof(c->boundary_prefix) - 1);
 
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
@@ -142,8 +159,8 @@ enum mb_status http_client_create(const struct http_settings *s, struct http_cli
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
-    curl_easy_setopt(curl, CURLOPT_READDATA, &c->body);
+    curl_easy_setopt(curl, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(curl, CURLOPT_PREREQDATA, c);
     if (s->ca_file != NULL && curl_easy_setopt(curl, CURLOPT_CAINFO, s->ca_file) != CURLE_OK) {
         http_client_destroy(&c);
         return mb_error_set(err, MB_CONFIG, "this libcurl cannot use a CA file (%s)", s->ca_file);
@@ -268,30 +285,32 @@ bool http_multipart_encode(const struct http_part *parts, size_t count, const ch
 {
     bool ok = true;
     for (size_t i = 0; ok && i < count; i++)
-        ok = buf_printf(out, "--%s\r\n", boundary) && append_part_headers(out, &parts[i], "\r\n") &&
+        ok = buf_append_str(out, "--") && buf_append_str(out, boundary) &&
+             buf_append_str(out, "\r\n") && append_part_headers(out, &parts[i], "\r\n") &&
              buf_append_str(out, "\r\n") && buf_append(out, parts[i].data, parts[i].len) &&
              buf_append_str(out, "\r\n");
-    return ok && buf_printf(out, "--%s--\r\n", boundary);
+    return ok && buf_append_str(out, "--") && buf_append_str(out, boundary) &&
+           buf_append_str(out, "--\r\n");
 }
 
-/* new_boundary - 32 random hex digits that occur in no part's data */
-static void new_boundary(const struct http_part *parts, size_t count,
-                         char out[2 * HTTP_BOUNDARY_BYTES + 1])
+/* new_boundary - 32 hex digits that occur in no part's data: C's random
+ * prefix and its count of boundaries. Checking the data is what makes a
+ * boundary safe, so it need not be unpredictable for each request (a
+ * getrandom call each was measurable); the random prefix keeps it unlike
+ * anything a mail could hold by chance. */
+static void new_boundary(struct http_client *c, const struct http_part *parts, size_t count,
+                         char out[HTTP_BOUNDARY_LEN + 1])
 {
     for (;;) {
-        unsigned char raw[HTTP_BOUNDARY_BYTES];
-        size_t got = 0;
-        while (got < sizeof(raw)) {
-            ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
-            if (n > 0)
-                got += (size_t)n;
-            /* EINTR only: getrandom never fails otherwise for 16 bytes */
-        }
-        for (size_t i = 0; i < sizeof(raw); i++)
-            snprintf(out + 2 * i, 3, "%02x", raw[i]);
+        size_t half = HTTP_BOUNDARY_LEN / 2;
+        uint64_t n = ++c->boundaries;
+        memcpy(out, c->boundary_prefix, half);
+        for (size_t i = 0; i < half; i++)
+            out[half + i] = hex_digits[(n >> (4 * (half - 1 - i))) & 15];
+        out[HTTP_BOUNDARY_LEN] = '\0';
         bool clash = false;
         for (size_t i = 0; i < count && !clash; i++)
-            clash = memmem(parts[i].data, parts[i].len, out, 2 * HTTP_BOUNDARY_BYTES) != NULL;
+            clash = memmem(parts[i].data, parts[i].len, out, HTTP_BOUNDARY_LEN) != NULL;
         if (!clash)
             return;
     }
@@ -497,8 +516,10 @@ static enum mb_status classify_transport(struct http_client *c, CURLcode rc,
     case CURLE_UNSUPPORTED_PROTOCOL:
         st = mb_error_set(err, MB_DOWN, "cannot use URL for %s: %s", target, why);
         break;
-    case CURLE_SEND_FAIL_REWIND:
-        /* See the comment in http_send: a dead reused connection, body not re-sent. */
+    case CURLE_ABORTED_BY_CALLBACK:
+        /* on_prereq refused a second attempt (see http_send): the first
+         * one's connection closed without an answer. No other callback
+         * aborts this way. */
         st = mb_error_set(err, MB_TEMP, "%s: connection closed before an answer (not re-sent)",
                           target);
         break;
@@ -542,8 +563,10 @@ static enum mb_status build_headers(const struct http_request *req, const char *
 {
     struct curl_slist *list = NULL;
     enum mb_status st = MB_OK;
+    struct buf line; /* one header line at a time (curl_slist_append copies it) */
+    buf_init(&line, 0);
     for (size_t i = 0; st == MB_OK && i <= req->header_count + 1; i++) {
-        char *line;
+        buf_reset(&line);
         if (i < req->header_count) {
             const struct http_header *h = &req->headers[i];
             if (strpbrk(h->name, "\r\n:") != NULL || strpbrk(h->value, "\r\n") != NULL) {
@@ -553,21 +576,24 @@ static enum mb_status build_headers(const struct http_request *req, const char *
                 break;
             }
             /* "Name;" is libcurl's way to send a header with an empty value */
-            line = h->value[0] ? xasprintf("%s: %s", h->name, h->value) : xasprintf("%s;", h->name);
+            buf_append_str(&line, h->name);
+            buf_append_str(&line, h->value[0] ? ": " : ";");
+            buf_append_str(&line, h->value);
         } else if (i == req->header_count) {
             if (content_type == NULL)
                 continue;
-            line = xasprintf("Content-Type: %s", content_type);
+            buf_append_str(&line, "Content-Type: ");
+            buf_append_str(&line, content_type);
         } else {
-            line = xstrdup("Expect:"); /* no 100-continue round trip */
+            buf_append_str(&line, "Expect:"); /* no 100-continue round trip */
         }
-        struct curl_slist *next = curl_slist_append(list, line);
-        free(line);
+        struct curl_slist *next = curl_slist_append(list, line.data);
         if (next == NULL)
             st = mb_error_set(err, MB_TEMP, "out of memory building an HTTP request");
         else
             list = next;
     }
+    buf_free(&line);
     if (st != MB_OK) {
         curl_slist_free_all(list);
         list = NULL;
@@ -576,15 +602,16 @@ static enum mb_status build_headers(const struct http_request *req, const char *
     return st;
 }
 
-/* set_method - METHOD with or without a body on the reused handle (every
+/* set_method - METHOD with or without BODY on the reused handle (every
  * option a previous request may have set is set again) */
-static void set_method(CURL *curl, const char *method, bool has_body, size_t body_len)
+static void set_method(CURL *curl, const char *method, const char *body, size_t body_len)
 {
     curl_easy_setopt(curl, CURLOPT_NOBODY, 0L);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, (char *)NULL);
-    if (has_body) {
-        curl_easy_setopt(curl, CURLOPT_POST, 1L);
+    if (body != NULL) {
+        /* POSTFIELDS, not COPYPOSTFIELDS: the body outlives the transfer */
         curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
         if (strcmp(method, "POST") != 0)
             curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
     } else {
@@ -594,15 +621,22 @@ static void set_method(CURL *curl, const char *method, bool has_body, size_t bod
     }
 }
 
-/* Why the body goes through a read callback instead of CURLOPT_POSTFIELDS:
- * when a reused keep-alive connection dies before any answer byte, libcurl
- * silently re-sends the request on a new connection - rewinding
- * POSTFIELDS by itself. For a vendor POST that is a second ticket whenever
- * the first one was processed and only its answer was lost. A read callback
- * without a seek callback cannot be rewound, so libcurl stops with
- * CURLE_SEND_FAIL_REWIND and we report MB_TEMP; the pipeline then asks the
- * vendor (find_by_key) before it posts again. Requests without a body (GET)
- * keep libcurl's harmless retry. */
+/* Why a request with a body is sent at most once: when a reused keep-alive
+ * connection dies before any answer byte, libcurl silently re-sends the
+ * request on a new connection. For a vendor POST that is a second ticket
+ * whenever the first one was processed and only its answer was lost. So
+ * on_prereq, which libcurl calls right before each attempt goes out,
+ * refuses every attempt after the first; libcurl stops with
+ * CURLE_ABORTED_BY_CALLBACK and we report MB_TEMP; the pipeline then asks
+ * the vendor (find_by_key) before it posts again. Requests without a body
+ * (GET) keep libcurl's harmless retry.
+ *
+ * The body goes in as POSTFIELDS rather than through a read callback (a
+ * read callback without a seek callback would also stop the re-send)
+ * because libcurl then writes the request line, the headers and a body up
+ * to 64 KB with one send(): one syscall and one trip through the TCP stack
+ * fewer per message (measured: about 10 us of system time per post on
+ * loopback). */
 enum mb_status http_send(struct http_client *c, const struct http_request *req,
                          struct http_response *resp, struct mb_error *err)
 {
@@ -612,12 +646,12 @@ enum mb_status http_send(struct http_client *c, const struct http_request *req,
 
     struct buf multipart;
     buf_init(&multipart, 0);
-    char boundary[2 * HTTP_BOUNDARY_BYTES + 1];
+    char boundary[HTTP_BOUNDARY_LEN + 1];
     char *content_type = NULL;
     const char *body = req->body;
     size_t body_len = req->body_len;
     if (req->parts != NULL) {
-        new_boundary(req->parts, req->part_count, boundary);
+        new_boundary(c, req->parts, req->part_count, boundary);
         http_multipart_encode(req->parts, req->part_count, boundary, &multipart);
         content_type = xasprintf("multipart/form-data; boundary=%s", boundary);
         body = multipart.data;
@@ -635,26 +669,32 @@ enum mb_status http_send(struct http_client *c, const struct http_request *req,
     st = build_headers(req, content_type, &headers, err);
     if (st != MB_OK)
         goto out;
+    if (body == NULL && strcmp(req->method, "POST") == 0) {
+        body = ""; /* a POST without a body still sends Content-Length: 0 */
+        body_len = 0;
+    }
     c->resp = resp;
     c->too_large = c->too_many_headers = false;
+    c->has_body = body != NULL;
+    c->attempts = 0;
     c->errbuf[0] = '\0';
-    c->body = (struct body_cursor){.data = body ? body : "", .len = body ? body_len : 0, .pos = 0};
     curl_easy_setopt(c->curl, CURLOPT_URL, req->url);
     curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
-    set_method(c->curl, req->method, body != NULL || strcmp(req->method, "POST") == 0, c->body.len);
+    set_method(c->curl, req->method, body, body_len);
 
     CURLcode rc = curl_easy_perform(c->curl);
-    /* Bytes of the body handed to the connection, or a dead reused
-     * connection: the peer may have it even though it never answered. */
-    bool body_left = c->body.pos > 0 || rc == CURLE_SEND_FAIL_REWIND;
+    /* The request went to a connection: the peer may have its body even
+     * though it never answered. */
+    bool body_left = c->has_body && c->attempts > 0;
 
     long connects = 0;
     curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &connects);
     c->connections += (unsigned long)connects;
+    /* nothing borrowed from this request stays in the handle */
     curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, (char *)NULL);
     curl_slist_free_all(headers);
     c->resp = NULL;
-    c->body = (struct body_cursor){0};
 
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &resp->status);
     if (rc != CURLE_OK) {

@@ -407,25 +407,32 @@ static const char *decode_sibling(const struct charset *cs, const unsigned char 
 }
 
 /* normalize_text - from offset START of B on: drop NUL bytes, CRLF and a
- * lone CR become LF */
+ * lone CR become LF. Mail read over IMAP has a CR on every line, so the
+ * text between CRs is moved in runs rather than a byte at a time. */
 static void normalize_text(struct buf *b, size_t start)
 {
     if (b->data == NULL || start >= b->len)
         return;
-    size_t n = b->len - start;
-    if (memchr(b->data + start, '\r', n) == NULL && strlen(b->data + start) == n)
-        return; /* neither CR nor NUL: the common case */
-    char *r = b->data + start, *w = r, *end = b->data + b->len;
+    char *r = b->data + start, *end = b->data + b->len;
+    char *cr = memchr(r, '\r', (size_t)(end - r)), *nul = memchr(r, '\0', (size_t)(end - r));
+    if (cr == NULL && nul == NULL)
+        return; /* the common case for mail from files */
+    char *w = r;
     while (r < end) {
-        char c = *r++;
-        if (c == '\0')
-            continue;
-        if (c == '\r') {
-            if (r < end && *r == '\n')
-                continue;
-            c = '\n';
-        }
-        *w++ = c;
+        if (cr != NULL && cr < r)
+            cr = memchr(r, '\r', (size_t)(end - r));
+        if (nul != NULL && nul < r)
+            nul = memchr(r, '\0', (size_t)(end - r));
+        char *stop = cr != NULL ? cr : end;
+        if (nul != NULL && nul < stop)
+            stop = nul;
+        memmove(w, r, (size_t)(stop - r));
+        w += stop - r;
+        r = stop;
+        if (r == end)
+            break;
+        if (*r++ == '\r' && (r == end || *r != '\n'))
+            *w++ = '\n'; /* a lone CR; before a LF it is just dropped */
     }
     b->len = (size_t)(w - b->data);
     b->data[b->len] = '\0';
@@ -446,7 +453,8 @@ bool mime_decode_text(struct mime_ctx *ctx, const char *charset, const unsigned 
     } else if (cs.kind == CS_UTF8 || cs.kind == CS_NONE || cs.kind == CS_ASCII ||
                cs.kind == CS_UNKNOWN) {
         bool valid = mime_utf8_valid(data, len);
-        ok = decode_bytewise(data, len, true, out);
+        /* valid UTF-8 is its own decoding: one copy instead of a second walk */
+        ok = valid ? append_cut(out, data, len) : decode_bytewise(data, len, true, out);
         const char *as = valid ? "UTF-8" : "windows-1252";
         if (cs.kind == CS_UTF8 && !valid)
             mail_add_warning(m,

@@ -542,13 +542,13 @@ static void add_all(InternetAddressList *list, struct mb_address_list *out)
  * first mailbox of all its fields) or its list (LIST set: every mailbox of
  * all its fields, so a second To: adds recipients). Without encoded words
  * gmime's own parse of the fields (TYPE) is used; with them each field is
- * parsed again after decode_address_words. */
+ * parsed again after decode_address_words. WHAT names the field in
+ * warnings ("From header"). */
 static void fill_addresses(struct mime_ctx *ctx, GMimeMessage *msg, const char *name,
-                           GMimeAddressType type, struct mb_address *first,
+                           const char *what, GMimeAddressType type, struct mb_address *first,
                            struct mb_address_list *list)
 {
     GMimeHeaderList *hl = g_mime_object_get_header_list((GMimeObject *)msg);
-    char *what = xasprintf("%s header", name);
     int n = g_mime_header_list_get_count(hl);
     bool encoded = false;
     for (int i = 0; i < n; i++) {
@@ -584,7 +584,6 @@ static void fill_addresses(struct mime_ctx *ctx, GMimeMessage *msg, const char *
         if (first != NULL)
             first_mailbox(addrs, first);
     }
-    free(what);
 }
 
 /* warn_repeated - the warnings a repeated field deserves: a second, other
@@ -626,9 +625,11 @@ void mime_headers_fill(struct mime_ctx *ctx, GMimeMessage *msg)
     fill_subject(ctx, hl);
     fill_date(ctx, hl);
     fill_ids(ctx, hl);
-    fill_addresses(ctx, msg, "From", GMIME_ADDRESS_TYPE_FROM, &m->from, NULL);
-    fill_addresses(ctx, msg, "Sender", GMIME_ADDRESS_TYPE_SENDER, &m->sender, NULL);
-    fill_addresses(ctx, msg, "Reply-To", GMIME_ADDRESS_TYPE_REPLY_TO, NULL, &m->reply_to);
-    fill_addresses(ctx, msg, "To", GMIME_ADDRESS_TYPE_TO, NULL, &m->to);
-    fill_addresses(ctx, msg, "Cc", GMIME_ADDRESS_TYPE_CC, NULL, &m->cc);
+    fill_addresses(ctx, msg, "From", "From header", GMIME_ADDRESS_TYPE_FROM, &m->from, NULL);
+    fill_addresses(ctx, msg, "Sender", "Sender header", GMIME_ADDRESS_TYPE_SENDER, &m->sender,
+                   NULL);
+    fill_addresses(ctx, msg, "Reply-To", "Reply-To header", GMIME_ADDRESS_TYPE_REPLY_TO, NULL,
+                   &m->reply_to);
+    fill_addresses(ctx, msg, "To", "To header", GMIME_ADDRESS_TYPE_TO, NULL, &m->to);
+    fill_addresses(ctx, msg, "Cc", "Cc header", GMIME_ADDRESS_TYPE_CC, NULL, &m->cc);
 }

@@ -221,6 +221,57 @@ static void test_dry_run_redacts_and_sends_nothing(void)
     fclose(out);
 }
 
+/* last_boundary - the multipart boundary the last dry run in TEXT printed (owned) */
+static char *last_boundary(const char *text)
+{
+    const char *b = NULL;
+    for (const char *p = text; (p = strstr(p, "boundary=")) != NULL; p++)
+        b = p + 9;
+    return b != NULL ? xstrndup(b, strcspn(b, "\n")) : xstrdup("");
+}
+
+/* Boundaries are never in the data: not even when a part holds the very
+ * boundary the client would pick next (they count up from a random prefix). */
+static void test_boundary_never_in_data(void)
+{
+    FILE *out = tmpfile();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    struct http_client *c = client_with(1000, 1 << 20, out);
+    struct http_part part = {"data", NULL, "text/plain", "x", 1};
+    struct http_request req = {
+        .method = "POST", .url = "http://127.0.0.1:9/x", .parts = &part, .part_count = 1};
+    struct http_response resp;
+    http_response_init(&resp);
+    struct mb_error err;
+    CU_ASSERT_EQUAL(http_send(c, &req, &resp, &err), MB_OK);
+    char *text = read_all(out);
+    char *first = last_boundary(text);
+    free(text);
+    CU_ASSERT_EQUAL_FATAL(strlen(first), 32);
+    CU_ASSERT_EQUAL(strspn(first, "0123456789abcdef"), 32);
+    /* the next one: the same prefix, the count one up (it ends in ...01 now) */
+    char *next = xstrdup(first);
+    next[31] = '2';
+    char *data = xasprintf("a part holding --%s inside", next);
+    part.data = data;
+    part.len = strlen(data);
+    CU_ASSERT_EQUAL(http_send(c, &req, &resp, &err), MB_OK);
+    text = read_all(out);
+    char *second = last_boundary(text);
+    CU_ASSERT_EQUAL(strlen(second), 32);
+    CU_ASSERT_STRING_NOT_EQUAL(second, first);
+    CU_ASSERT_STRING_NOT_EQUAL(second, next);
+    CU_ASSERT_PTR_NULL(strstr(data, second));
+    free(text);
+    free(second);
+    free(data);
+    free(next);
+    free(first);
+    http_response_clear(&resp);
+    http_client_destroy(&c);
+    fclose(out);
+}
+
 /* The vendor's answer goes into error texts cleaned up: one line, capped,
  * and a secret it echoes is redacted even where the cap would cut it. */
 static void test_excerpt_is_one_clean_line(void)
@@ -393,6 +444,8 @@ static void test_reset_is_temp_and_not_resent(void)
     CU_ASSERT_EQUAL(search(c, &resp, &err), MB_OK);
     CU_ASSERT_TRUE(itx_emu_fault(&emu, "{\"drop_response\":true}"));
     CU_ASSERT_EQUAL(search(c, &resp, &err), MB_TEMP); /* reused connection */
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.text, "connection closed before an answer (not re-sent)"));
+    CU_ASSERT_TRUE(resp.unanswered); /* the vendor may have it: ask before posting again */
     CU_ASSERT_EQUAL(search(c, &resp, &err), MB_OK);
     char *log = itx_emu_get(&emu, "requests");
     CU_ASSERT_PTR_NOT_NULL_FATAL(log);
@@ -464,6 +517,7 @@ int main(void)
         {"same origin", test_same_origin},
         {"Retry-After seconds and dates", test_retry_after},
         {"dry run redacts and sends nothing", test_dry_run_redacts_and_sends_nothing},
+        {"boundary never in the data", test_boundary_never_in_data},
         {"vendor answer excerpt", test_excerpt_is_one_clean_line},
         {NULL, NULL},
     };

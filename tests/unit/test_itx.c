@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "connectors/connector.h"
+#include "connectors/json_out.h"
 #include "connectors/mail_json.h"
 #include "http/http.h"
 #include "itx_emu.h"
@@ -255,6 +256,84 @@ static void test_mail_json_schema(void)
     CU_ASSERT_STRING_EQUAL(json, "{\"source\":\"mbox:/tmp/a@120\","
                                  "\"error\":\"larger than 50 MiB \\\"x\\\"\",\"status\":\"perm\"}");
     free(json);
+}
+
+/* --- JSON written by hand ---------------------------------------------- */
+
+/* jsonc_string - S as json-c writes a string value (quotes included; owned) */
+static char *jsonc_string(const char *s)
+{
+    json_object *o = json_object_new_string(s);
+    char *text = xstrdup(
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return text;
+}
+
+/* The escaper behind the posted body writes every byte as json-c would. */
+static void test_json_escape_matches_json_c(void)
+{
+    char s[8];
+    for (int c = 1; c < 256; c++) {
+        snprintf(s, sizeof(s), "a%cb", c);
+        struct buf out;
+        buf_init(&out, 0);
+        buf_append_str(&out, "\"");
+        json_out_escaped(&out, s);
+        buf_append_str(&out, "\"");
+        char *want = jsonc_string(s);
+        if (strcmp(out.data, want) != 0)
+            fprintf(stderr, "\nbyte %d: got %s want %s\n", c, out.data, want);
+        CU_ASSERT_STRING_EQUAL(out.data, want);
+        free(want);
+        buf_free(&out);
+    }
+}
+
+/* The data part ITX gets is exactly the JSON json-c would write for the
+ * same fields, whatever the subject and body hold. */
+static void test_itx_data_is_json_c_json(void)
+{
+    FILE *out = tmpfile();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    const struct connector_env dry = {&quiet, out, test_rewrite};
+    struct opened o;
+    struct mb_error err;
+    CU_ASSERT_EQUAL_FATAL(open_itx("default_customer = 1001\ncase_queue = 7\n", &dry, &o, &err),
+                          MB_OK);
+    static const char subject[] = "Re: \"quoted\" \\ a/b \x01\x1f\x7f tab\there \xc3\xb8";
+    static const char html[] = "<p class=\"x\">line\r\nline</p>\n<a href=\"/a\\b\">\x02</a>";
+    struct mb_mail *m = new_mail("who@example.com", "key@x", subject, html);
+    struct post p;
+    post_init(&p, m);
+    CU_ASSERT_EQUAL(connector_post(o.conn, &p.req, &p.res, &p.err), MB_OK);
+    fflush(out);
+    rewind(out);
+    char text[16384];
+    size_t n = fread(text, 1, sizeof(text) - 1, out);
+    text[n] = '\0';
+    fclose(out);
+    char *data = strstr(text, "\n{\"eeexId\"");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+    data++;
+    data[strcspn(data, "\n")] = '\0';
+    json_object *parsed = json_tokener_parse(data);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(parsed);
+    json_object *v;
+    CU_ASSERT_TRUE(json_object_object_get_ex(parsed, "subject", &v));
+    CU_ASSERT_STRING_EQUAL(json_object_get_string(v), subject);
+    CU_ASSERT_TRUE(json_object_object_get_ex(parsed, "body", &v));
+    CU_ASSERT_EQUAL(strncmp(json_object_get_string(v), html, strlen(html)), 0);
+    CU_ASSERT_TRUE(json_object_object_get_ex(parsed, "caseQueueUcquId", &v));
+    CU_ASSERT_EQUAL(json_object_get_int64(v), 7);
+    /* json-c keeps the key order it read: writing it again must give the same bytes */
+    CU_ASSERT_STRING_EQUAL(json_object_to_json_string_ext(
+                               parsed, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+                           data);
+    json_object_put(parsed);
+    post_clear(&p);
+    mail_free(&m);
+    close_itx(&o);
 }
 
 /* --- registry and configuration ---------------------------------------- */
@@ -834,6 +913,8 @@ int main(void)
         {"mail JSON schema", test_mail_json_schema},
         {"registry and config errors", test_registry_and_config_errors},
         {"keys document themselves", test_keys_document_themselves},
+        {"JSON escapes match json-c", test_json_escape_matches_json_c},
+        {"ITX data part is json-c's JSON", test_itx_data_is_json_c_json},
         {NULL, NULL},
     };
     static const struct unit_test emulator_tests[] = {

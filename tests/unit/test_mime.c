@@ -714,6 +714,14 @@ static void test_repairs(void)
     CU_ASSERT_STRING_EQUAL(m->subject, "mbox");
     CU_ASSERT_STRING_EQUAL(m->text, "body\nline\n");
     mail_free(&m);
+
+    /* CRLF line ends, and in the decoded text lone CRs, CR LF and NUL bytes */
+    m = parse("From: a@example.com\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+              "one=0Dtwo=0D=0Athree=00four=00\r\nfive=0D\r\n=0Dsix=0D");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_STRING_EQUAL(m->text, "one\ntwo\nthreefour\nfive\n\n\nsix\n");
+    mail_free(&m);
 }
 
 /* RFC 2046 5.1.1: a boundary is matched at the start of a delimiter line;
