@@ -18,7 +18,7 @@ from harness import Emulator, Workdir, make_mail, run_mailbridge
 PASSWORDS = {"support": "secret", "sales": "secret2"}
 
 
-def mailbox_config(wd, itx, dc, routes=None, extra_global=""):
+def mailbox_config(wd, itx, dc, routes=None, extra_global="", vendor_timeout="2s"):
     """Config with an ITX connector and one route per (name, url-scheme, user, extra) tuple."""
     routes = routes or [("support", "imaps", "support", "")]
     text = f"""
@@ -34,7 +34,7 @@ tokenv2 = env:ITX_TOKENV2
 rcntrl = 11
 ccntrl = 22
 default_customer = 3378825
-timeout = 2s
+timeout = {vendor_timeout}
 """
     for name, scheme, user, extra in routes:
         port = {"imaps": dc.imaps_port, "imap": dc.imap_port,
@@ -132,9 +132,11 @@ class MailboxTest(unittest.TestCase):
         # the intent, not the bytes (the mailbox has them). The next run
         # fetches the mail again, asks the vendor, finds it, and only flags it.
         with Emulator() as itx, Dovecot() as dc, Workdir() as wd:
-            conf = mailbox_config(wd, itx, dc)
+            # the vendor sits on the post for 4 s, well within our timeout: time
+            # enough to see it in flight on a loaded machine
+            conf = mailbox_config(wd, itx, dc, vendor_timeout="20s")
             dc.append("support", "INBOX", make_mail(subject="In flight", message_id="<if@x>"))
-            itx.faults([{"delay_ms": 1500, "path": "/rest/itxems/message"}])
+            itx.faults([{"delay_ms": 4000, "path": "/rest/itxems/message"}])
             proc = subprocess.Popen([os.environ["MAILBRIDGE"], "-c", str(conf), "run"],
                                     env=dict(os.environ, **ENV), stderr=subprocess.DEVNULL)
             try:
