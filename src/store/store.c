@@ -166,9 +166,11 @@ static const char *const stmt_sql[STMT_COUNT] = {
                    " VALUES (?1, ?2, ?2, ?3, ?4)",
     [STMT_DONE] = "UPDATE messages SET state = 'done', next_attempt_ms = 0, updated_ms = ?2,"
                   " last_error = NULL, ticket_id = ?3, vendor_message_id = ?4,"
-                  " conversation_id = ?5 WHERE id = ?1",
+                  " conversation_id = ?5 WHERE id = ?1 AND state = 'posting'",
+    /* ?7, when given, is the state the message must be in */
     [STMT_SET_STATE] = "UPDATE messages SET state = ?2, next_attempt_ms = ?3, last_error = ?4,"
-                       " attempts = attempts - ?5, updated_ms = ?6 WHERE id = ?1",
+                       " attempts = attempts - ?5, updated_ms = ?6"
+                       " WHERE id = ?1 AND (?7 IS NULL OR state = ?7)",
     [STMT_THREAD_PUT] = "INSERT INTO threads (route, message_id, ticket_id, vendor_message_id,"
                         " conversation_id, updated_ms)"
                         " SELECT route, message_id, ?2, ?3, ?4, ?5 FROM messages"
@@ -219,6 +221,7 @@ struct store {
     char *path;                     /* owned: names the file in every error */
     sqlite3_stmt *stmt[STMT_COUNT]; /* owned: prepared once, reset after each use */
     bool batch;                     /* a store_batch_begin transaction is open */
+    long long pid;                  /* ours, for owner_pid (getpid is a system call) */
 };
 
 /* db_class - what a failed SQLite call means to the caller */
@@ -421,11 +424,13 @@ static enum mb_status record_attempt(struct store *s, long long id, long long no
     return run(s, st, what, err);
 }
 
-/* set_state - move message ID to STATE; UNCOUNT is 1 when the attempt just
- * made must not count against the message */
+/* set_state - move message ID to STATE (only if it is POSTING when
+ * FROM_POSTING: see was_posting); UNCOUNT is 1 when the attempt just made
+ * must not count against the message */
 static enum mb_status set_state(struct store *s, long long id, enum msg_state state,
                                 long long next_attempt_ms, const char *error, int uncount,
-                                long long now, const char *what, struct mb_error *err)
+                                bool from_posting, long long now, const char *what,
+                                struct mb_error *err)
 {
     sqlite3_stmt *st = s->stmt[STMT_SET_STATE];
     sqlite3_bind_int64(st, 1, id);
@@ -434,7 +439,23 @@ static enum mb_status set_state(struct store *s, long long id, enum msg_state st
     bind_text(st, 4, error);
     sqlite3_bind_int(st, 5, uncount);
     sqlite3_bind_int64(st, 6, now);
+    if (from_posting)
+        bind_text(st, 7, msg_state_name(MSG_POSTING));
     return run(s, st, what, err);
+}
+
+/* was_posting - after an UPDATE of message ID guarded by "state =
+ * 'posting'": MB_OK when it changed the row, else MB_PERM saying why */
+static enum mb_status was_posting(struct store *s, long long id, const char *what, struct mb_error *err)
+{
+    if (sqlite3_changes(s->db) > 0)
+        return MB_OK;
+    enum msg_state state = MSG_QUEUED;
+    enum mb_status status = load_state(s, id, &state, what, err);
+    if (status != MB_OK)
+        return status;
+    return mb_error_set(err, MB_PERM, "store %s: %s: message %lld is %s, not posting", s->path,
+                        what, id, msg_state_name(state));
 }
 
 /* get_by_key - MSG_R (zeroed first) for (ROUTE, KEY); MB_PERM when absent */
@@ -596,6 +617,7 @@ enum mb_status store_open(const char *path, struct store **store_r, struct mb_er
 {
     struct store *s = xcalloc(1, sizeof(*s));
     s->path = xstrdup(path);
+    s->pid = (long long)getpid();
     int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     enum mb_status status = rc == SQLITE_OK ? MB_OK : db_fail(s, rc, "cannot open", err);
     if (status == MB_OK)
@@ -660,7 +682,7 @@ enum mb_status store_enqueue(struct store *s, const struct store_new_msg *msg, b
     bind_text(st, 9, msg_state_name(msg->claim ? MSG_POSTING : MSG_QUEUED));
     sqlite3_bind_int(st, 10, msg->claim ? 1 : 0);
     if (msg->claim) {
-        sqlite3_bind_int64(st, 11, (sqlite3_int64)getpid());
+        sqlite3_bind_int64(st, 11, s->pid);
         sqlite3_bind_int64(st, 12, now);
     }
     status = run(s, st, "enqueue", err);
@@ -712,7 +734,7 @@ enum mb_status store_begin_attempt(struct store *s, long long id, struct mb_erro
         sqlite3_stmt *st = s->stmt[STMT_START];
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_int64(st, 2, now);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)getpid());
+        sqlite3_bind_int64(st, 3, s->pid);
         status = run(s, st, what, err);
     }
     return tx_end(s, status, what, err);
@@ -731,6 +753,8 @@ static enum mb_status record_done(struct store *s, long long id,
     bind_text(st, 4, outcome->vendor_message_id);
     bind_text(st, 5, outcome->conversation_id);
     enum mb_status status = run(s, st, what, err);
+    if (status == MB_OK)
+        status = was_posting(s, id, what, err);
     if (status != MB_OK)
         return status;
     st = s->stmt[STMT_RAW_DROP];
@@ -755,23 +779,22 @@ enum mb_status store_finish_attempt(struct store *s, long long id,
     enum mb_status status = tx_begin(s, what, err);
     if (status != MB_OK)
         return status;
-    enum msg_state state = MSG_QUEUED;
     long long now = clock_now_ms();
-    status = load_state(s, id, &state, what, err);
-    if (status == MB_OK && state != MSG_POSTING)
-        status = mb_error_set(err, MB_PERM, "store %s: %s: message %lld is %s, not posting",
-                              s->path, what, id, msg_state_name(state));
-    if (status == MB_OK)
-        status = record_attempt(s, id, now, mb_status_name(outcome->status), outcome->http_status,
-                                outcome->error, what, err);
+    /* the state change itself checks that the message is POSTING: no read first */
     enum msg_state next = msg_state_after(outcome->status);
-    if (status == MB_OK && next == MSG_DONE)
+    if (next == MSG_DONE) {
         status = record_done(s, id, outcome, now, what, err);
-    else if (status == MB_OK)
+    } else {
         /* DOWN (and CONFIG) stop the route, not the message: back to QUEUED
          * and the attempt, kept in the history, does not count */
         status = set_state(s, id, next, next == MSG_RETRY ? outcome->next_attempt_ms : 0,
-                           outcome->error, next == MSG_QUEUED, now, what, err);
+                           outcome->error, next == MSG_QUEUED, true, now, what, err);
+        if (status == MB_OK)
+            status = was_posting(s, id, what, err);
+    }
+    if (status == MB_OK)
+        status = record_attempt(s, id, now, mb_status_name(outcome->status), outcome->http_status,
+                                outcome->error, what, err);
     return tx_end(s, status, what, err);
 }
 
@@ -802,7 +825,7 @@ enum mb_status store_set_quarantine(struct store *s, long long id, const char *r
         status = run(s, st, what, err);
     }
     if (status == MB_OK)
-        status = set_state(s, id, MSG_QUARANTINE, 0, reason, 0, now, what, err);
+        status = set_state(s, id, MSG_QUARANTINE, 0, reason, 0, false, now, what, err);
     return tx_end(s, status, what, err);
 }
 
@@ -930,9 +953,12 @@ enum mb_status store_ack_due(struct store *s, const char *route, size_t limit, s
     return collect(s, st, "ack due", msgs_r, count_r, err);
 }
 
-/* write_one - run one bound statement in its own committed transaction */
+/* write_one - run one bound statement in its own committed transaction (in
+ * a batch: as part of the batch's) */
 static enum mb_status write_one(struct store *s, sqlite3_stmt *st, const char *what, struct mb_error *err)
 {
+    if (s->batch) /* one statement is atomic on its own: no savepoint needed */
+        return run(s, st, what, err);
     enum mb_status status = tx_begin(s, what, err);
     if (status != MB_OK) {
         stmt_reset(st);
