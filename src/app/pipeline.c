@@ -231,67 +231,92 @@ static enum mb_status settle(struct pipeline *p, const struct store_msg *row, co
     return st;
 }
 
+/* decide - the threading decision for MAIL (stored as ROW) into DEC, and
+ * the post's intent recorded (store_begin_attempt) unless BEGUN says the
+ * caller did it. A reply whose parent is not posted yet waits for it
+ * instead: recorded as deferred, *DEFERRED_R set. DEC is to be cleared by
+ * the caller only when MB_OK is returned and nothing was deferred. */
+static enum mb_status decide(struct pipeline *p, const struct store_msg *row, const struct mb_mail *mail,
+                             bool begun, struct thread_decision *dec, bool *deferred_r, struct mb_error *err)
+{
+    *deferred_r = false;
+    thread_resolve(mail, p->route->subject_token, lookup_thread, p, dec);
+    const char *parent = dec->kind == THREAD_NEW ? pending_parent(p, mail) : NULL;
+    if (parent != NULL) {
+        thread_decision_clear(dec);
+        *deferred_r = true;
+        return defer_for_parent(p, row, mail, parent, begun, err);
+    }
+    enum mb_status st = begun ? MB_OK : store_begin_attempt(p->store, row->id, err);
+    if (st != MB_OK)
+        thread_decision_clear(dec);
+    return st;
+}
+
+/* record - the outcome of the post of MAIL (stored as ROW) as REQ: the
+ * connector said SENT, RES and PERR (PERR may be rewritten by
+ * classify_attempt). MB_OK whatever the vendor said, unless the store
+ * failed (MB_TEMP) or the vendor is down (MB_DOWN); *DONE_R tells whether
+ * the row ended DONE. */
+static enum mb_status record(struct pipeline *p, const struct store_msg *row, const struct mb_mail *mail,
+                             const struct ticket_request *req, enum mb_status sent,
+                             const struct ticket_result *res, struct mb_error *perr, bool *done_r,
+                             struct mb_error *err)
+{
+    *done_r = false;
+    unsigned attempt = row->attempts + 1;
+    enum thread_kind kind = req->thread->kind;
+    const char *action = kind == THREAD_NEW ? "create" : "append";
+    enum mb_status outcome = classify_attempt(p, sent, attempt, perr);
+    if (outcome == MB_TEMP && res->unanswered) {
+        /* The vendor may have acted on it: ask before any second post. */
+        log_outcome(p, row, mail, action, "unanswered", res, perr->text, -1);
+        enum mb_status st = settle(p, row, mail, req, false, done_r, err);
+        return st == MB_TEMP ? MB_OK : st; /* unsettled: stays POSTING, settled on a later pass */
+    }
+    long long delay = outcome == MB_TEMP ? backoff_delay_ms(&p->cfg->backoff, attempt, res->retry_after_ms) : -1;
+    struct store_outcome o = {
+        .status = outcome,
+        .error = outcome == MB_OK ? NULL : perr->text,
+        .http_status = res->http_status,
+        .next_attempt_ms = delay >= 0 ? clock_now_ms() + delay : 0,
+        .ticket_id = res->ticket_id,
+        .vendor_message_id = res->message_id,
+        .conversation_id = res->conversation_id,
+    };
+    enum mb_status st = store_finish_attempt(p->store, row->id, &o, err);
+    if (st != MB_OK)
+        return st; /* left in POSTING: reconciled on the next start */
+    *done_r = outcome == MB_OK;
+    log_outcome(p, row, mail, action, status_word(outcome), res, o.error, delay);
+    count_outcome(p, outcome, kind);
+    if (outcome == MB_DOWN)
+        return mb_error_set(err, MB_DOWN, "route %s: %s", p->route->name, perr->text);
+    return MB_OK;
+}
+
 /* post - one attempt to hand MAIL (stored as ROW) to the vendor, recorded
  * before (intent: store_begin_attempt, done here unless BEGUN says the
- * caller did it) and after (outcome). MB_OK whatever the vendor said,
- * unless the store failed (MB_TEMP) or the vendor is down (MB_DOWN);
- * *DONE_R tells whether the row ended DONE. */
+ * caller did it) and after (outcome), see decide and record. */
 static enum mb_status post(struct pipeline *p, const struct store_msg *row, const struct mb_mail *mail,
                            bool begun, bool *done_r, struct mb_error *err)
 {
     *done_r = false;
     struct thread_decision dec;
-    thread_resolve(mail, p->route->subject_token, lookup_thread, p, &dec);
-    const char *parent = dec.kind == THREAD_NEW ? pending_parent(p, mail) : NULL;
-    if (parent != NULL) {
-        thread_decision_clear(&dec);
-        return defer_for_parent(p, row, mail, parent, begun, err);
-    }
-    enum mb_status st = begun ? MB_OK : store_begin_attempt(p->store, row->id, err);
-    if (st != MB_OK) {
-        thread_decision_clear(&dec);
+    bool deferred = false;
+    enum mb_status st = decide(p, row, mail, begun, &dec, &deferred, err);
+    if (st != MB_OK || deferred)
         return st;
-    }
     struct ticket_request req = {.mail = mail, .thread = &dec, .key = row->key};
     struct ticket_result res;
     ticket_result_init(&res);
     struct mb_error perr;
     mb_error_clear(&perr);
-    unsigned attempt = row->attempts + 1;
-    enum mb_status outcome = classify_attempt(p, connector_post(p->conn, &req, &res, &perr), attempt, &perr);
-
-    if (outcome == MB_TEMP && res.unanswered) {
-        /* The vendor may have acted on it: ask before any second post. */
-        log_outcome(p, row, mail, dec.kind == THREAD_NEW ? "create" : "append", "unanswered", &res, perr.text, -1);
-        st = settle(p, row, mail, &req, false, done_r, err);
-        ticket_result_clear(&res);
-        thread_decision_clear(&dec);
-        return st == MB_TEMP ? MB_OK : st; /* unsettled: stays POSTING, settled on a later pass */
-    }
-    long long delay = outcome == MB_TEMP ? backoff_delay_ms(&p->cfg->backoff, attempt, res.retry_after_ms) : -1;
-    struct store_outcome o = {
-        .status = outcome,
-        .error = outcome == MB_OK ? NULL : perr.text,
-        .http_status = res.http_status,
-        .next_attempt_ms = delay >= 0 ? clock_now_ms() + delay : 0,
-        .ticket_id = res.ticket_id,
-        .vendor_message_id = res.message_id,
-        .conversation_id = res.conversation_id,
-    };
-    st = store_finish_attempt(p->store, row->id, &o, err);
-    *done_r = st == MB_OK && outcome == MB_OK;
-    const char *action = dec.kind == THREAD_NEW ? "create" : "append";
-    if (st == MB_OK) {
-        log_outcome(p, row, mail, action, status_word(outcome), &res, o.error, delay);
-        count_outcome(p, outcome, dec.kind);
-    }
+    enum mb_status sent = connector_post(p->conn, &req, &res, &perr);
+    st = record(p, row, mail, &req, sent, &res, &perr, done_r, err);
     ticket_result_clear(&res);
     thread_decision_clear(&dec);
-    if (st != MB_OK)
-        return st; /* left in POSTING: reconciled on the next start */
-    if (outcome == MB_DOWN)
-        return mb_error_set(err, MB_DOWN, "route %s: %s", p->route->name, perr.text);
-    return MB_OK;
+    return st;
 }
 
 /* due_now - an existing row an ingest may post right away */
@@ -339,6 +364,7 @@ struct admitted {
                                   does), NULL when it holds them */
     size_t len;
     bool begun;                /* claimed as it was enqueued: its intent is recorded */
+    bool finished;             /* posted (or deferred) in phase two: never given back */
 };
 
 static void admitted_clear(struct admitted *a)
@@ -460,38 +486,140 @@ enum mb_status pipeline_ingest(struct pipeline *p, const unsigned char *raw, siz
  * MTA's `deliver`) wait for it, so it is committed at least this often. */
 #define BATCH_LOCK_MS 250
 
-/* post_admitted - phase two of pipeline_ingest_batch: the posts, their
- * outcomes committed together (in slices, see BATCH_LOCK_MS) */
+/* The most messages posted together in one wave: the batch's store lock
+ * is held while a wave is out, so a slow vendor holds it for about
+ * WAVE_MAX / max_in_flight of its answer times. */
+#define WAVE_MAX 16
+
+/* A wave: admitted messages whose posts are independent of each other,
+ * handed to the connector together (connector_post_many). */
+struct wave {
+    struct admitted *items[WAVE_MAX];         /* borrowed: the batch's */
+    struct thread_decision decs[WAVE_MAX];    /* owned */
+    struct ticket_request reqs[WAVE_MAX];     /* borrow the above */
+    struct ticket_result results[WAVE_MAX];   /* owned during post_wave */
+    enum mb_status statuses[WAVE_MAX];
+    struct mb_error errs[WAVE_MAX];
+    size_t n;
+};
+
+/* replies_into - MAIL's In-Reply-To or References names the Message-Id of
+ * a message in W: it can only be threaded once that one's ticket is known */
+static bool replies_into(const struct wave *w, const struct mb_mail *mail)
+{
+    for (size_t i = 0; i <= mail->reference_count; i++) {
+        const char *id = i == 0 ? mail->in_reply_to : mail->references[i - 1];
+        for (size_t k = 0; id != NULL && k < w->n; k++) {
+            const char *mid = w->items[k]->mail->message_id;
+            if (mid != NULL && strcmp(mid, id) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* wave_drop - forget W's decisions (after its posts, or when it is never posted) */
+static void wave_drop(struct wave *w)
+{
+    for (size_t k = 0; k < w->n; k++)
+        thread_decision_clear(&w->decs[k]);
+    w->n = 0;
+}
+
+/* post_wave - post W's messages together, then record each outcome in
+ * order exactly as post() does. Crash safety is that of a single post by
+ * construction: every message of W is POSTING (its intent committed in
+ * phase one) before any request leaves, and the outcomes are recorded
+ * only after all answers are in; a crash in between leaves POSTING rows
+ * that reconciliation settles by asking the vendor. Every outcome is
+ * recorded even after one says MB_DOWN (those posts happened); a store
+ * failure leaves the rest POSTING. */
+static enum mb_status post_wave(struct pipeline *p, struct wave *w, struct mb_error *err)
+{
+    for (size_t k = 0; k < w->n; k++) {
+        ticket_result_init(&w->results[k]);
+        mb_error_clear(&w->errs[k]);
+        w->items[k]->finished = true;
+    }
+    connector_post_many(p->conn, w->reqs, w->n, w->results, w->statuses, w->errs);
+    enum mb_status st = MB_OK;
+    bool down = false;
+    for (size_t k = 0; k < w->n; k++) {
+        struct admitted *a = w->items[k];
+        bool done = false;
+        struct mb_error rerr, kerr;
+        enum mb_status rst = MB_TEMP;
+        if (st == MB_OK)
+            rst = record(p, &a->row, a->mail, &w->reqs[k], w->statuses[k], &w->results[k], &w->errs[k],
+                         &done, &rerr);
+        if (st == MB_OK && (rst == MB_OK || rst == MB_DOWN)) { /* an outcome was recorded */
+            enum mb_status kst = keep_raw_unless_done(p, a, done, &kerr);
+            if (rst == MB_OK && kst != MB_OK) {
+                rst = kst;
+                rerr = kerr;
+            }
+        }
+        if (st == MB_OK && rst == MB_DOWN && !down) {
+            down = true;
+            *err = rerr;
+        } else if (st == MB_OK && rst != MB_OK && rst != MB_DOWN) {
+            st = rst;
+            *err = rerr;
+        }
+        ticket_result_clear(&w->results[k]);
+    }
+    wave_drop(w);
+    return st == MB_OK && down ? MB_DOWN : st;
+}
+
+/* post_admitted - phase two of pipeline_ingest_batch: the posts in waves,
+ * their outcomes committed together (in slices, see BATCH_LOCK_MS). A wave
+ * ends when it is full or before a message that replies to one in it, so
+ * a reply in the same batch as its parent is appended to the parent's
+ * ticket (its parent's outcome is recorded when it is threaded). */
 static enum mb_status post_admitted(struct pipeline *p, struct admitted *items, size_t n,
                                     const volatile sig_atomic_t *stop, struct mb_error *err)
 {
+    struct wave *w = xcalloc(1, sizeof(*w));
     enum mb_status st = store_batch_begin(p->store, err);
     long long since = clock_now_ms();
-    size_t i = 0;
-    for (; st == MB_OK && i < n && !(stop && *stop); i++) {
-        if (items[i].mail == NULL)
+    for (size_t i = 0; st == MB_OK && i <= n; i++) {
+        struct admitted *a = i < n ? &items[i] : NULL;
+        if (a != NULL && a->mail == NULL)
             continue;
-        bool done = false;
-        st = post(p, &items[i].row, items[i].mail, true, &done, err);
-        if (st == MB_OK || st == MB_DOWN) { /* an outcome was recorded */
-            struct mb_error kerr;
-            enum mb_status kst = keep_raw_unless_done(p, &items[i], done, st == MB_OK ? err : &kerr);
-            st = st == MB_OK ? kst : st;
+        bool stopping = stop && *stop;
+        if (w->n > 0 && !stopping && (a == NULL || w->n == WAVE_MAX || replies_into(w, a->mail))) {
+            st = post_wave(p, w, err);
+            if (st == MB_OK && clock_now_ms() - since > BATCH_LOCK_MS) {
+                st = store_batch_commit(p->store, err);
+                if (st == MB_OK)
+                    st = store_batch_begin(p->store, err);
+                since = clock_now_ms();
+            }
         }
-        if (st == MB_OK && clock_now_ms() - since > BATCH_LOCK_MS) {
-            st = store_batch_commit(p->store, err);
-            if (st == MB_OK)
-                st = store_batch_begin(p->store, err);
-            since = clock_now_ms();
+        if (a == NULL || st != MB_OK || stopping)
+            break;
+        bool deferred = false;
+        st = decide(p, &a->row, a->mail, true, &w->decs[w->n], &deferred, err);
+        if (st == MB_OK && deferred) {
+            a->finished = true;
+            st = keep_raw_unless_done(p, a, false, err);
+        } else if (st == MB_OK) {
+            w->items[w->n] = a;
+            w->reqs[w->n] = (struct ticket_request){.mail = a->mail, .thread = &w->decs[w->n], .key = a->row.key};
+            w->n++;
         }
     }
+    wave_drop(w); /* a wave left unposted (stopping, or a store failure) */
+    free(w);
     /* The vendor refused us, or we are stopping: the rest were claimed but not
      * posted; give them back (queued, no attempt counted) rather than leave
      * them to reconciliation. */
     struct mb_error cerr;
     struct store_outcome back = {.status = MB_DOWN, .error = "not posted: the route stopped"};
-    for (; (st == MB_DOWN || (stop && *stop)) && i < n; i++)
-        if (items[i].mail != NULL && store_finish_attempt(p->store, items[i].row.id, &back, &cerr) == MB_OK)
+    for (size_t i = 0; (st == MB_DOWN || (stop && *stop)) && i < n; i++)
+        if (items[i].mail != NULL && !items[i].finished &&
+            store_finish_attempt(p->store, items[i].row.id, &back, &cerr) == MB_OK)
             keep_raw_unless_done(p, &items[i], false, &cerr);
     enum mb_status cst = store_batch_commit(p->store, st == MB_OK ? err : &cerr);
     return st != MB_OK ? st : cst;

@@ -21,6 +21,7 @@
 #define MB_CONNECTORS_CONNECTOR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #include "core/ticket.h"
@@ -71,6 +72,15 @@ struct connector_ops {
      * CONNECTOR_CAP_FIND_BY_KEY. */
     enum mb_status (*find_by_key)(struct connector *conn, const struct ticket_request *req,
                                   bool *found_r, struct ticket_result *res, struct mb_error *err);
+    /* post_many - post the N independent requests REQS (each a create or an
+     * append, as REQS[i].thread decides: see connector_post), possibly
+     * several at once; the outcome of REQS[i] goes to RESULTS[i]
+     * (initialised), STATUSES[i] and ERRS[i], classified as create_ticket
+     * and append do. NULL when the vendor has no faster way than one post
+     * after the other. */
+    void (*post_many)(struct connector *conn, const struct ticket_request *reqs, size_t n,
+                      struct ticket_result *results, enum mb_status *statuses,
+                      struct mb_error *errs);
     /* probe - one harmless authenticated request (`mailbridge check`):
      * MB_OK, or the classified reason the vendor cannot be used */
     enum mb_status (*probe)(struct connector *conn, struct mb_error *err);
@@ -104,5 +114,13 @@ void connector_close(struct connector **conn);
 /* connector_post - create_ticket or append, as REQ->thread decides */
 enum mb_status connector_post(struct connector *conn, const struct ticket_request *req,
                               struct ticket_result *res, struct mb_error *err);
+
+/* connector_post_many - connector_post for N independent requests (none
+ * threads onto another's result), through the vendor's post_many when it
+ * has one, else one connector_post after the other. Outcomes in order in
+ * RESULTS (initialised), STATUSES and ERRS. */
+void connector_post_many(struct connector *conn, const struct ticket_request *reqs, size_t n,
+                         struct ticket_result *results, enum mb_status *statuses,
+                         struct mb_error *errs);
 
 #endif

@@ -65,6 +65,9 @@ static const struct conf_key itx_keys[] = {
     {"ca_file", CONF_STRING, NULL, 0, 0, false,
      "PEM file of CA certificates to trust instead of the system store.", "/etc/ssl/certs/itx-ca.pem"},
     {"max_response", CONF_SIZE, "16M", 1024, 1LL << 30, false, "Largest ITX answer accepted.", NULL},
+    {"max_in_flight", CONF_INT, "4", 1, 32, false,
+     "How many posts of one batch of mail may be on their way to ITX at once, each on its own "
+     "connection; 1 posts one message after the other.", NULL},
     {"reconcile_window", CONF_INT, "500", 1, 1000000, false,
      "How many of the customer's most recent messages are searched for a post whose answer was "
      "lost.", NULL},
@@ -214,6 +217,7 @@ static enum mb_status configure(struct itx *itx, const struct conf_section *sec,
     hs.ca_file = ca_file;
     hs.max_response = (size_t)conf_int(sec, "max_response");
     hs.dry_run = env->dry_run;
+    hs.max_in_flight = (size_t)conf_int(sec, "max_in_flight");
     struct mb_error why;
     st = http_client_create(&hs, &itx->http, &why);
     if (st != MB_OK)
@@ -447,12 +451,10 @@ static void copy_ids(json_object *msg, struct ticket_result *res)
     copy_id(msg, "conversationEactId", &res->conversation_id);
 }
 
-/* exchange - send HREQ and record the HTTP facts in RES */
-static enum mb_status exchange(struct itx *itx, const struct http_request *hreq,
-                               struct http_response *resp, struct ticket_result *res,
-                               struct mb_error *err)
+/* record_exchange - the HTTP facts of HREQ's answer RESP (sent with outcome ST) into RES */
+static void record_exchange(const struct http_request *hreq, const struct http_response *resp,
+                            enum mb_status st, struct ticket_result *res)
 {
-    enum mb_status st = http_send(itx->http, hreq, resp, err);
     res->http_status = resp->status;
     res->retry_after_ms = resp->retry_after_ms;
     res->unanswered = resp->unanswered;
@@ -460,44 +462,91 @@ static enum mb_status exchange(struct itx *itx, const struct http_request *hreq,
         free(res->vendor_answer);
         res->vendor_answer = http_response_excerpt(resp, hreq, ITX_ANSWER_MAX);
     }
+}
+
+/* exchange - send HREQ and record the HTTP facts in RES */
+static enum mb_status exchange(struct itx *itx, const struct http_request *hreq,
+                               struct http_response *resp, struct ticket_result *res,
+                               struct mb_error *err)
+{
+    enum mb_status st = http_send(itx->http, hreq, resp, err);
+    record_exchange(hreq, resp, st, res);
     return st;
 }
 
-/* post_message - one POST /rest/itxems/message for REQ (see build_data) */
-static enum mb_status post_message(struct itx *itx, const struct ticket_request *req,
-                                   long long case_id, long long reply_to, struct ticket_result *res,
-                                   struct mb_error *err)
+/* One POST /rest/itxems/message being built, sent and read. */
+struct itx_post {
+    char *data;               /* owned: the data part (see build_data) */
+    struct http_part *parts;  /* owned: data, then one `files` part per attachment */
+    struct http_request hreq; /* borrows the fields above and the connector's */
+    long long case_id;        /* 0: a new case */
+};
+
+/* build_post - the request for REQ into POST: a new case when CREATE, else
+ * a message on case REQ->thread->ref.ticket_id, replying to its message id
+ * when known (ids must be ITX integers). MB_PERM when it cannot be posted;
+ * POST is then empty. Release with post_clear. */
+static enum mb_status build_post(struct itx *itx, const struct ticket_request *req, bool create,
+                                 struct itx_post *post, struct mb_error *err)
 {
+    memset(post, 0, sizeof(*post));
     const struct mb_mail *mail = req->mail;
+    long long case_id = 0, reply_to = 0;
+    if (!create) {
+        const struct thread_ref *ref = &req->thread->ref;
+        if (!parse_id(ref->ticket_id, &case_id) || case_id == 0)
+            return mb_error_set(err, MB_PERM, "ITX case id '%.40s' is not a number (caseEactId)",
+                                ref->ticket_id ? ref->ticket_id : "");
+        if (ref->message_id != NULL && !parse_id(ref->message_id, &reply_to))
+            return mb_error_set(err, MB_PERM, "ITX message id '%.40s' is not a number (eactId)",
+                                ref->message_id);
+    }
     long long eeex_id = customer_for(itx, mail->from.address);
     if (eeex_id == 0)
         return mb_error_set(err, MB_PERM,
                             "no ITX customer (eeexId) for sender %.200s: add a customer line or "
                             "default_customer",
                             mail->from.address ? mail->from.address : "(none)");
-    char *data = build_data(itx, req, eeex_id, case_id, reply_to);
+    post->case_id = case_id;
+    post->data = build_data(itx, req, eeex_id, case_id, reply_to);
 
     /* Every attachment is one `files` part, in mail order: files[N] is attachment N. */
     size_t count = 1 + mail->attachment_count;
-    struct http_part *parts = xcalloc(count, sizeof(*parts));
-    parts[0] = (struct http_part){"data", NULL, "application/json", data, strlen(data)};
+    post->parts = xcalloc(count, sizeof(*post->parts));
+    post->parts[0] =
+        (struct http_part){"data", NULL, "application/json", post->data, strlen(post->data)};
     for (size_t i = 0; i < mail->attachment_count; i++) {
         const struct mb_attachment *a = &mail->attachments[i];
-        parts[i + 1] = (struct http_part){"files", a->filename, a->content_type, a->data, a->size};
+        post->parts[i + 1] =
+            (struct http_part){"files", a->filename, a->content_type, a->data, a->size};
     }
-    struct http_request hreq = {
+    post->hreq = (struct http_request){
         .method = "POST",
         .url = itx->message_url,
         .headers = itx->auth,
         .header_count = ITX_AUTH_HEADERS,
-        .parts = parts,
+        .parts = post->parts,
         .part_count = count,
     };
-    struct http_response resp;
-    http_response_init(&resp);
-    enum mb_status st = exchange(itx, &hreq, &resp, res, err);
-    if (st == MB_OK && resp.status != 0) { /* status 0: a dry run, no answer */
-        json_object *root = parse_answer(&resp);
+    return MB_OK;
+}
+
+static void post_clear(struct itx_post *post)
+{
+    free(post->parts);
+    free(post->data);
+    memset(post, 0, sizeof(*post));
+}
+
+/* read_post - REQ's outcome from RESP, the answer to POST that was sent
+ * with outcome ST: the HTTP facts and the vendor ids into RES */
+static enum mb_status read_post(struct itx *itx, const struct ticket_request *req,
+                                const struct itx_post *post, const struct http_response *resp,
+                                enum mb_status st, struct ticket_result *res)
+{
+    record_exchange(&post->hreq, resp, st, res);
+    if (st == MB_OK && resp->status != 0) { /* status 0: a dry run, no answer */
+        json_object *root = parse_answer(resp);
         if (json_object_is_type(root, json_type_object))
             copy_ids(root, res);
         json_object_put(root);
@@ -506,11 +555,27 @@ static enum mb_status post_message(struct itx *itx, const struct ticket_request 
                 itx->base.env->log,
                 "connector=%s vendor=itx msg=%s warning=\"HTTP %ld without an integer eactId: "
                 "posted, vendor ids unknown\"",
-                itx->base.name, req->key, resp.status);
+                itx->base.name, req->key, resp->status);
     }
+    if (st == MB_OK && post->case_id != 0 && res->ticket_id == NULL)
+        res->ticket_id = xstrdup(req->thread->ref.ticket_id);
+    return st;
+}
+
+/* post_message - one POST /rest/itxems/message for REQ (see build_post) */
+static enum mb_status post_message(struct itx *itx, const struct ticket_request *req, bool create,
+                                   struct ticket_result *res, struct mb_error *err)
+{
+    struct itx_post post;
+    enum mb_status st = build_post(itx, req, create, &post, err);
+    if (st != MB_OK)
+        return st;
+    struct http_response resp;
+    http_response_init(&resp);
+    st = http_send(itx->http, &post.hreq, &resp, err);
+    st = read_post(itx, req, &post, &resp, st, res);
     http_response_clear(&resp);
-    free(parts);
-    free(data);
+    post_clear(&post);
     return st;
 }
 
@@ -518,26 +583,56 @@ static enum mb_status post_message(struct itx *itx, const struct ticket_request 
 static enum mb_status itx_create_ticket(struct connector *conn, const struct ticket_request *req,
                                         struct ticket_result *res, struct mb_error *err)
 {
-    return post_message(itx_of(conn), req, 0, 0, res, err);
+    return post_message(itx_of(conn), req, true, res, err);
 }
 
-/* itx_append - the mail onto case REQ->thread->ref.ticket_id, replying to
- * its message id when known; ids must be ITX integers */
+/* itx_append - the mail onto case REQ->thread->ref.ticket_id */
 static enum mb_status itx_append(struct connector *conn, const struct ticket_request *req,
                                  struct ticket_result *res, struct mb_error *err)
 {
-    const struct thread_ref *ref = &req->thread->ref;
-    long long case_id, reply_to = 0;
-    if (!parse_id(ref->ticket_id, &case_id) || case_id == 0)
-        return mb_error_set(err, MB_PERM, "ITX case id '%.40s' is not a number (caseEactId)",
-                            ref->ticket_id ? ref->ticket_id : "");
-    if (ref->message_id != NULL && !parse_id(ref->message_id, &reply_to))
-        return mb_error_set(err, MB_PERM, "ITX message id '%.40s' is not a number (eactId)",
-                            ref->message_id);
-    enum mb_status st = post_message(itx_of(conn), req, case_id, reply_to, res, err);
-    if (st == MB_OK && res->ticket_id == NULL)
-        res->ticket_id = xstrdup(ref->ticket_id);
-    return st;
+    return post_message(itx_of(conn), req, false, res, err);
+}
+
+/* itx_post_many - every request built first, then one http_send_many for
+ * those that could be built (up to max_in_flight at once), then each
+ * answer read as post_message reads it */
+static void itx_post_many(struct connector *conn, const struct ticket_request *reqs, size_t n,
+                          struct ticket_result *results, enum mb_status *statuses,
+                          struct mb_error *errs)
+{
+    struct itx *itx = itx_of(conn);
+    struct itx_post *posts = xcalloc(n ? n : 1, sizeof(*posts));
+    struct http_request *hreqs = xcalloc(n ? n : 1, sizeof(*hreqs));
+    struct http_response *resps = xcalloc(n ? n : 1, sizeof(*resps));
+    enum mb_status *sent = xcalloc(n ? n : 1, sizeof(*sent));
+    struct mb_error *herrs = xcalloc(n ? n : 1, sizeof(*herrs));
+    size_t *which = xcalloc(n ? n : 1, sizeof(*which)); /* request of each HTTP request */
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool create = reqs[i].thread->kind != THREAD_FOLLOWUP; /* as connector_post decides */
+        statuses[i] = build_post(itx, &reqs[i], create, &posts[i], &errs[i]);
+        if (statuses[i] == MB_OK) {
+            hreqs[m] = posts[i].hreq;
+            http_response_init(&resps[m]);
+            which[m++] = i;
+        }
+    }
+    http_send_many(itx->http, hreqs, m, resps, sent, herrs);
+    for (size_t k = 0; k < m; k++) {
+        size_t i = which[k];
+        statuses[i] = read_post(itx, &reqs[i], &posts[i], &resps[k], sent[k], &results[i]);
+        if (sent[k] != MB_OK)
+            errs[i] = herrs[k];
+        http_response_clear(&resps[k]);
+    }
+    for (size_t i = 0; i < n; i++)
+        post_clear(&posts[i]);
+    free(which);
+    free(herrs);
+    free(sent);
+    free(resps);
+    free(hreqs);
+    free(posts);
 }
 
 /* search_page - COUNT of EEEX_ID's inbound messages from FROM (oldest
@@ -698,6 +793,7 @@ const struct connector_ops itx_connector_ops = {
     .destroy = itx_destroy,
     .create_ticket = itx_create_ticket,
     .append = itx_append,
+    .post_many = itx_post_many,
     .find_by_key = itx_find_by_key,
     .probe = itx_probe,
 };

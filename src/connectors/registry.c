@@ -1,5 +1,5 @@
 /* registry - every connector type, and the vendor-neutral entry points
- * (open, close, post) the pipeline calls. Adding a vendor means one line
+ * (open, close, post, post_many) the pipeline calls. Adding a vendor means one line
  * in the table below and its ops in vendors.h. */
 #include "connectors/connector.h"
 
@@ -96,4 +96,16 @@ enum mb_status connector_post(struct connector *conn, const struct ticket_reques
     if (req->thread->kind == THREAD_FOLLOWUP)
         return conn->ops->append(conn, req, res, err);
     return conn->ops->create_ticket(conn, req, res, err);
+}
+
+void connector_post_many(struct connector *conn, const struct ticket_request *reqs, size_t n,
+                         struct ticket_result *results, enum mb_status *statuses,
+                         struct mb_error *errs)
+{
+    if (conn->ops->post_many != NULL) {
+        conn->ops->post_many(conn, reqs, n, results, statuses, errs);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        statuses[i] = connector_post(conn, &reqs[i], &results[i], &errs[i]);
 }

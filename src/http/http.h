@@ -6,6 +6,9 @@
  * are encoded here (not by libcurl) so that a dry run prints exactly the
  * bytes a real run would send.
  *
+ * A batch of independent requests can be sent several at a time
+ * (http_send_many), each on its own kept-alive connection.
+ *
  * Ownership: http_client_create returns a client freed with
  * http_client_destroy(&c). Requests only borrow. A struct http_response owns
  * its body and headers; release with http_response_clear(). */
@@ -27,6 +30,8 @@ struct http_settings {
     size_t max_response;     /* response body cap; default 16 MiB */
     const char *user_agent;  /* borrowed; NULL = "mailbridge/<version>" */
     FILE *dry_run;           /* borrowed: when set, requests are written here, never sent */
+    size_t max_in_flight;    /* requests of one http_send_many at once (each on its own
+                                connection); default 4, 0 counts as 1 */
 };
 
 void http_settings_default(struct http_settings *s);
@@ -103,6 +108,16 @@ unsigned long http_client_connections(const struct http_client *client);
  * processed it; the caller reconciles). */
 enum mb_status http_send(struct http_client *client, const struct http_request *req,
                          struct http_response *resp, struct mb_error *err);
+
+/* http_send_many - perform the N independent requests REQS with up to the
+ * client's max_in_flight of them at once, in no particular order on the
+ * wire; the outcome of REQS[i] goes to RESPS[i] (initialised, as for
+ * http_send), STATUSES[i] and ERRS[i], classified exactly as http_send
+ * does (a body is never re-sent; RESPS[i].unanswered as there). Returns
+ * once every request has its outcome. A dry run prints the requests in
+ * order and sends none. REQS are borrowed for the call. */
+void http_send_many(struct http_client *client, const struct http_request *reqs, size_t n,
+                    struct http_response *resps, enum mb_status *statuses, struct mb_error *errs);
 
 /* http_classify_status - the outcome class of an HTTP status code; a code
  * outside 200..599 (no usable answer) is MB_TEMP */

@@ -77,7 +77,9 @@ SEARCH_FIELDS = {
 SEARCH_FILTERS = ("eactId", "conversationEactId", "caseEactId", "corpId", "eeexId",
                   "contactEeexId", "direction", "isDraft", "userId")
 
-FAULT_KEYS = {"status", "body", "retry_after", "delay_ms", "reset", "drop_response", "path"}
+FAULT_KEYS = {"status", "body", "retry_after", "delay_ms", "reset", "drop_response", "path",
+              "match", "await"}
+AWAIT_LIMIT_S = 10  # an "await" fault waits this long at most, then answers 500
 
 TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 MEDIA_TYPE_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+/[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -404,6 +406,8 @@ class State:
 
     def __init__(self):
         self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)  # in_flight changed
+        self.in_flight = 0  # vendor requests read and not yet answered (kept by clear)
         self.clear()
 
     # clear - forget messages, cases, files, requests and faults; restart the ids
@@ -418,11 +422,13 @@ class State:
         self.next_case = FIRST_CASE_ID
         self.next_file = FIRST_FILE_ID
 
-    # take_fault - remove and return the first fault that applies to PATH, or None
-    def take_fault(self, path):
+    # take_fault - remove and return the first fault that applies to PATH
+    # and BODY (bytes), or None
+    def take_fault(self, path, body):
         with self.lock:
             for fault in self.faults:
-                if path.startswith(fault.get("path", "/")):
+                if path.startswith(fault.get("path", "/")) and \
+                        fault.get("match", "").encode("utf-8") in body:
                     self.faults.remove(fault)
                     return fault
         return None
@@ -521,9 +527,14 @@ def parse_faults(body):
         if unknown:
             raise ApiError(400, f"unknown fault key {unknown[0]}")
         kinds = [k for k in ("status", "reset", "drop_response") if k in f]
-        if len(kinds) > 1 or not (kinds or "delay_ms" in f):
+        if len(kinds) > 1 or not (kinds or "delay_ms" in f or "await" in f):
             raise ApiError(400, "a fault is one of status, reset or drop_response, optionally"
-                                " with delay_ms (or delay_ms alone)")
+                                " with delay_ms and await (or those alone)")
+        if not isinstance(f.get("match", ""), str):
+            raise ApiError(400, "match must be a string")
+        wait = f.get("await", 2)
+        if not isinstance(wait, int) or isinstance(wait, bool) or not 2 <= wait <= 64:
+            raise ApiError(400, "await must be an integer 2-64")
         status = f.get("status", 200)
         if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
             raise ApiError(400, "status must be an integer 200-599")
@@ -700,9 +711,34 @@ class Handler(BaseHTTPRequestHandler):
                                                "status": status})
         self.log_outcome(path, status)
 
-    # vendor - apply the next fault, then serve a vendor endpoint
+    # vendor - count the request in flight while it is served
     def vendor(self, url, body):
-        fault = self.server.state.take_fault(url.path) or {}
+        state = self.server.state
+        with state.changed:
+            state.in_flight += 1
+            state.changed.notify_all()
+        try:
+            self.serve_vendor(url, body)
+        finally:
+            with state.changed:
+                state.in_flight -= 1
+                state.changed.notify_all()
+
+    # await_others - true once N vendor requests (this one included) are in
+    # the server at the same time; false after AWAIT_LIMIT_S
+    def await_others(self, n):
+        state = self.server.state
+        with state.changed:
+            return state.changed.wait_for(lambda: state.in_flight >= n, AWAIT_LIMIT_S)
+
+    # serve_vendor - apply the next fault, then serve a vendor endpoint
+    def serve_vendor(self, url, body):
+        fault = self.server.state.take_fault(url.path, body) or {}
+        if "await" in fault and not self.await_others(fault["await"]):
+            self.record(url.path, 500)
+            self.send_json(500, {"error": f"await: fewer than {fault['await']} requests "
+                                          "came in at the same time"})
+            return
         if fault.get("delay_ms"):
             time.sleep(fault["delay_ms"] / 1000)
         if "status" in fault:

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 from pathlib import Path
@@ -328,10 +329,29 @@ class ItxEmulatorContract(unittest.TestCase):
         self.assertEqual(self.itx.search({}).status, 500)
         self.assertEqual(self.itx.search({}).status, 200)
 
+    def test_fault_match_picks_the_request_by_body(self):
+        self.itx.faults([{"status": 500, "match": "\"limitTo\": 7"}])
+        self.assertEqual(self.itx.search({"limitTo": 1}).status, 200)
+        self.assertEqual(self.itx.search({"limitTo": 7}).status, 500)
+        self.assertEqual(self.itx.search({"limitTo": 7}).status, 200, "taken once")
+
+    def test_fault_await_holds_until_enough_requests_are_in(self):
+        self.itx.faults([{"await": 2, "status": 201, "match": "\"limitTo\": 1"},
+                         {"await": 2, "match": "\"limitTo\": 2"}])
+        results = {}
+        first = threading.Thread(target=lambda: results.update(a=self.itx.search({"limitTo": 1})))
+        first.start()
+        # each is held until the other has come in too (whichever arrives first)
+        results["b"] = self.itx.search({"limitTo": 2})
+        first.join(30)
+        self.assertEqual(results["a"].status, 201)
+        self.assertEqual(results["b"].status, 200)
+
     def test_bad_faults_are_refused(self):
         for bad in ([{"status": 503, "reset": True}], [{"reset": False}], [{}], [{"status": "503"}],
                     [{"retry_after": "1"}], [{"delay_ms": -1}], [{"status": 500, "path": "rest"}],
-                    [{"status": 500, "colour": "red"}]):
+                    [{"status": 500, "colour": "red"}], [{"await": 1}], [{"await": True}],
+                    [{"status": 500, "match": 3}]):
             with self.subTest(bad=bad):
                 resp = self.itx.request("POST", "/_emulator/faults", auth=False,
                                         body=json.dumps({"faults": bad}).encode())

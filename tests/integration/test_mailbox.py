@@ -299,6 +299,34 @@ class MailboxTest(unittest.TestCase):
             self.assertEqual(rc, 0)
             self.assertIn("run: stopped", (wd.path / "daemon.log").read_text())
 
+    def test_replies_in_the_same_batch_as_their_parent_join_its_ticket(self):
+        # Posts of one batch go out several at a time; a reply must still wait
+        # for its parent's ticket (the parent's wave is posted first), so the
+        # thread is one ticket, posted in order, and nothing is deferred.
+        with Emulator() as itx, Dovecot() as dc, Workdir() as wd:
+            conf = mailbox_config(wd, itx, dc)
+            mails = [("Order 7", "<t1@x>", None, None),
+                     ("Unrelated 1", "<u1@x>", None, None),
+                     ("Re: Order 7", "<t2@x>", "<t1@x>", "<t1@x>"),
+                     ("Unrelated 2", "<u2@x>", None, None),
+                     ("Re: Re: Order 7", "<t3@x>", "<t2@x>", "<t1@x> <t2@x>")]
+            for subject, mid, irt, refs in mails:
+                dc.append("support", "INBOX", make_mail(subject=subject, message_id=mid,
+                                                        in_reply_to=irt, references=refs))
+            r = mb(conf, "run", "--once")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertNotIn("status=deferred", r.stderr)
+            msgs = {m["subject"]: m for m in itx.messages()}
+            self.assertEqual(len(itx.messages()), 5)
+            first, second, third = (msgs[s] for s in ("Order 7", "Re: Order 7", "Re: Re: Order 7"))
+            self.assertTrue(first["createCase"])
+            self.assertEqual({second["caseEactId"], third["caseEactId"]}, {first["caseEactId"]})
+            self.assertEqual(second["replyToEactId"], first["eactId"])  # posted in order
+            self.assertEqual(third["replyToEactId"], second["eactId"])
+            self.assertNotIn(msgs["Unrelated 1"]["caseEactId"], (first["caseEactId"],
+                                                                  msgs["Unrelated 2"]["caseEactId"]))
+            self.assertTrue(all("\\Seen" in f for f in flags(dc)))
+
 
 if __name__ == "__main__":
     harness.main()

@@ -221,6 +221,40 @@ static void test_dry_run_redacts_and_sends_nothing(void)
     fclose(out);
 }
 
+/* A dry run of a batch prints every request, in order, and sends none. */
+static void test_dry_run_many_in_order(void)
+{
+    FILE *out = tmpfile();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    struct http_client *c = client_with(1000, 1 << 20, out);
+    struct http_request reqs[3];
+    struct http_response resps[3];
+    enum mb_status st[3];
+    struct mb_error errs[3];
+    static const char *const urls[] = {"http://127.0.0.1:9/a", "http://127.0.0.1:9/b",
+                                       "http://127.0.0.1:9/c"};
+    for (size_t i = 0; i < 3; i++) {
+        reqs[i] = (struct http_request){.method = "POST", .url = urls[i],
+                                        .content_type = "text/plain", .body = "x", .body_len = 1};
+        http_response_init(&resps[i]);
+    }
+    http_send_many(c, reqs, 3, resps, st, errs);
+    char *text = read_all(out);
+    const char *a = strstr(text, "POST http://127.0.0.1:9/a\n");
+    const char *b = strstr(text, "POST http://127.0.0.1:9/b\n");
+    const char *cc = strstr(text, "POST http://127.0.0.1:9/c\n");
+    CU_ASSERT_TRUE(a != NULL && b != NULL && cc != NULL && a < b && b < cc);
+    for (size_t i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(st[i], MB_OK);
+        CU_ASSERT_EQUAL(resps[i].status, 0);
+        http_response_clear(&resps[i]);
+    }
+    CU_ASSERT_EQUAL(http_client_connections(c), 0);
+    free(text);
+    http_client_destroy(&c);
+    fclose(out);
+}
+
 /* last_boundary - the multipart boundary the last dry run in TEXT printed (owned) */
 static char *last_boundary(const char *text)
 {
@@ -456,6 +490,78 @@ static void test_reset_is_temp_and_not_resent(void)
     http_client_destroy(&c);
 }
 
+/* A batch goes out several requests at a time and every outcome comes back
+ * in request order, classified as http_send would: the first two are held
+ * by the emulator until both are in the server at once (sent one after the
+ * other they would each give up after 10 s and answer 500), a lost answer
+ * and a reset are unanswered and never sent twice. */
+static void test_send_many_in_flight_in_order(void)
+{
+    CU_ASSERT_TRUE_FATAL(itx_emu_reset(&emu));
+    CU_ASSERT_TRUE(itx_emu_fault(&emu, "{\"match\":\"#0\",\"await\":2,\"status\":201,"
+                                       "\"body\":\"{\\\"n\\\":0}\"}"));
+    CU_ASSERT_TRUE(itx_emu_fault(&emu, "{\"match\":\"#1\",\"await\":2,\"status\":503,"
+                                       "\"retry_after\":\"7\"}"));
+    CU_ASSERT_TRUE(itx_emu_fault(&emu, "{\"match\":\"#2\",\"drop_response\":true}"));
+    CU_ASSERT_TRUE(itx_emu_fault(&emu, "{\"match\":\"#4\",\"reset\":true}"));
+    static const char search_body[] = "{\"eeexId\":1,\"limitTo\":1}";
+    static const char *const bodies[] = {"{\"n\":\"#0\"}", "{\"n\":\"#1\"}", "{\"n\":\"#2\"}",
+                                         search_body, "{\"n\":\"#4\"}"};
+    enum { N = 5 };
+    struct http_request reqs[N];
+    struct http_response resps[N];
+    enum mb_status st[N];
+    struct mb_error errs[N];
+    for (size_t i = 0; i < N; i++) {
+        reqs[i] = (struct http_request){
+            .method = "POST",
+            .url = url("/rest/itxems/message/search"),
+            .headers = auth,
+            .header_count = 3,
+            .content_type = "application/json",
+            .body = bodies[i],
+            .body_len = strlen(bodies[i]),
+        };
+        http_response_init(&resps[i]);
+    }
+    struct http_client *c = client_with(20000, 1 << 20, NULL); /* 4 in flight by default */
+    http_send_many(c, reqs, N, resps, st, errs);
+
+    CU_ASSERT_EQUAL(st[0], MB_OK);
+    CU_ASSERT_EQUAL(resps[0].status, 201);
+    CU_ASSERT_STRING_EQUAL(resps[0].body.data, "{\"n\":0}");
+    CU_ASSERT_EQUAL(st[1], MB_TEMP);
+    CU_ASSERT_EQUAL(resps[1].status, 503);
+    CU_ASSERT_EQUAL(resps[1].retry_after_ms, 7000);
+    CU_ASSERT_FALSE(resps[1].unanswered);
+    CU_ASSERT_EQUAL(strncmp(errs[1].text, "HTTP 503 from POST /rest/itxems/message/search", 46), 0);
+    CU_ASSERT_EQUAL(st[2], MB_TEMP);
+    CU_ASSERT_EQUAL(resps[2].status, 0);
+    CU_ASSERT_TRUE(resps[2].unanswered);
+    CU_ASSERT_EQUAL(st[3], MB_OK);
+    CU_ASSERT_EQUAL(resps[3].status, 200);
+    CU_ASSERT_STRING_EQUAL(resps[3].body.data, "[]");
+    CU_ASSERT_EQUAL(st[4], MB_TEMP);
+    CU_ASSERT_TRUE(resps[4].unanswered);
+    CU_ASSERT_TRUE(http_client_connections(c) >= 2);
+
+    char *log = itx_emu_get(&emu, "requests");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    CU_ASSERT_EQUAL(count(log, "\"status\": "), N); /* each request reached it once */
+    CU_ASSERT_EQUAL(count(log, "\"status\": null"), 2);
+    CU_ASSERT_EQUAL(count(log, "\"status\": 500"), 0); /* no await gave up */
+    free(log);
+
+    /* The same client sends the next batch on the connections it kept. */
+    unsigned long before = http_client_connections(c);
+    http_send_many(c, &reqs[3], 1, &resps[3], &st[3], &errs[3]);
+    CU_ASSERT_EQUAL(st[3], MB_OK);
+    CU_ASSERT_EQUAL(http_client_connections(c), before);
+    for (size_t i = 0; i < N; i++)
+        http_response_clear(&resps[i]);
+    http_client_destroy(&c);
+}
+
 /* TLS: a certificate we do not trust stops the connector (MB_DOWN); with
  * the certificate as ca_file the same server is accepted. Needs openssl(1)
  * to make a throw-away certificate; skipped without it. */
@@ -517,6 +623,7 @@ int main(void)
         {"same origin", test_same_origin},
         {"Retry-After seconds and dates", test_retry_after},
         {"dry run redacts and sends nothing", test_dry_run_redacts_and_sends_nothing},
+        {"dry run of a batch: in order", test_dry_run_many_in_order},
         {"boundary never in the data", test_boundary_never_in_data},
         {"vendor answer excerpt", test_excerpt_is_one_clean_line},
         {NULL, NULL},
@@ -526,6 +633,7 @@ int main(void)
         {"status outcomes", test_status_outcomes},
         {"timeout is temp", test_timeout_is_temp},
         {"reset is temp, never re-sent", test_reset_is_temp_and_not_resent},
+        {"send_many: in flight together, outcomes in order", test_send_many_in_flight_in_order},
         {"TLS verification", test_tls_verification},
         {NULL, NULL},
     };

@@ -563,6 +563,104 @@ static void test_followup_lands_on_the_same_case(void)
     close_itx(&o);
 }
 
+/* post_many posts a batch several at a time (the first two are held by the
+ * emulator until both are in, which a one-by-one post never achieves) and
+ * gives each request its own outcome, in order: new cases, follow-ups, and
+ * one follow-up ITX refuses (4xx, quarantined) while the others land. */
+static void test_post_many_in_order(void)
+{
+    CU_ASSERT_TRUE_FATAL(itx_emu_reset(&emu));
+    struct opened o;
+    struct mb_error err;
+    CU_ASSERT_EQUAL_FATAL(open_itx("default_customer = 1001\n", &env, &o, &err),
+                          MB_OK);
+    struct mb_mail *first = new_mail("alice@example.com", "pm-first@example.com", "start", "<p>0</p>");
+    struct post root;
+    post_init(&root, first);
+    CU_ASSERT_EQUAL_FATAL(connector_post(o.conn, &root.req, &root.res, &root.err), MB_OK);
+
+    enum { N = 6 };
+    static const bool followup[N] = {false, true, true, false, true, false};
+    struct mb_mail *mails[N];
+    struct thread_decision decs[N];
+    struct ticket_request reqs[N];
+    struct ticket_result results[N];
+    enum mb_status st[N];
+    struct mb_error errs[N];
+    for (size_t i = 0; i < N; i++) {
+        char key[40], subject[16];
+        snprintf(key, sizeof(key), "pm-%zu@example.com", i);
+        snprintf(subject, sizeof(subject), "pm-%zu", i);
+        mails[i] = new_mail("alice@example.com", key, subject, "<p>x</p>");
+        memset(&decs[i], 0, sizeof(decs[i]));
+        decs[i].kind = followup[i] ? THREAD_FOLLOWUP : THREAD_NEW;
+        decs[i].evidence = "none";
+        if (followup[i]) {
+            decs[i].ref.ticket_id = xstrdup(root.res.ticket_id);
+            /* number 2 replies to a message ITX does not have: 404 */
+            decs[i].ref.message_id = xstrdup(i == 2 ? "999999" : root.res.message_id);
+        }
+        reqs[i] = (struct ticket_request){mails[i], &decs[i], mails[i]->key};
+        ticket_result_init(&results[i]);
+    }
+    CU_ASSERT_TRUE(itx_emu_fault(&emu, "{\"match\":\"\\\"subject\\\":\\\"pm-0\\\"\",\"await\":2}"));
+    CU_ASSERT_TRUE(itx_emu_fault(&emu, "{\"match\":\"\\\"subject\\\":\\\"pm-1\\\"\",\"await\":2}"));
+    connector_post_many(o.conn, reqs, N, results, st, errs);
+
+    json_object *msgs = emu_json("messages");
+    CU_ASSERT_EQUAL(json_object_array_length(msgs), 1 + N - 1);
+    for (size_t i = 0; i < N; i++) {
+        char subject[16];
+        snprintf(subject, sizeof(subject), "pm-%zu", i);
+        if (i == 2) {
+            CU_ASSERT_EQUAL(st[i], MB_PERM);
+            CU_ASSERT_EQUAL(results[i].http_status, 404);
+            CU_ASSERT_PTR_NOT_NULL(results[i].vendor_answer);
+            CU_ASSERT_PTR_NOT_NULL(strstr(errs[i].text, "HTTP 404"));
+            CU_ASSERT_PTR_NULL(results[i].message_id);
+            continue;
+        }
+        CU_ASSERT_EQUAL(st[i], MB_OK);
+        CU_ASSERT_EQUAL(results[i].http_status, 200);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(results[i].message_id);
+        /* the ids given back for request i are those of the message with its subject */
+        json_object *stored = NULL;
+        for (size_t k = 0; k < json_object_array_length(msgs); k++) {
+            json_object *m = json_object_array_get_idx(msgs, k);
+            char *id = decimal(jint(m, "eactId"));
+            if (strcmp(id, results[i].message_id) == 0)
+                stored = m;
+            free(id);
+        }
+        CU_ASSERT_PTR_NOT_NULL_FATAL(stored);
+        CU_ASSERT_STRING_EQUAL(jstr(stored, "subject"), subject);
+        char *case_id = decimal(jint(stored, "caseEactId"));
+        CU_ASSERT_STRING_EQUAL(results[i].ticket_id, case_id);
+        if (followup[i]) {
+            CU_ASSERT_STRING_EQUAL(results[i].ticket_id, root.res.ticket_id);
+        } else {
+            CU_ASSERT_STRING_NOT_EQUAL(results[i].ticket_id, root.res.ticket_id);
+        }
+        free(case_id);
+    }
+    json_object_put(msgs);
+    /* no await gave up (that would be a 500), nothing was sent twice */
+    CU_ASSERT_EQUAL(request_count(), 1 + N);
+    json_object *log = emu_json("requests");
+    for (size_t k = 0; k < json_object_array_length(log); k++)
+        CU_ASSERT_NOT_EQUAL(jint(json_object_array_get_idx(log, k), "status"), 500);
+    json_object_put(log);
+
+    for (size_t i = 0; i < N; i++) {
+        ticket_result_clear(&results[i]);
+        thread_decision_clear(&decs[i]);
+        mail_free(&mails[i]);
+    }
+    post_clear(&root);
+    mail_free(&first);
+    close_itx(&o);
+}
+
 /* post_as - post a plain mail from FROM; the outcome, and the eeexId the emulator stored */
 static enum mb_status post_as(struct connector *conn, const char *from, long long *eeex_r,
                               struct mb_error *err)
@@ -920,6 +1018,7 @@ int main(void)
     static const struct unit_test emulator_tests[] = {
         {"new case with inline image and PDF", test_new_case_with_inline_image_and_pdf},
         {"follow-up lands on the same case", test_followup_lands_on_the_same_case},
+        {"post_many: several at once, outcomes in order", test_post_many_in_order},
         {"customer mapping", test_customer_mapping},
         {"failure classes", test_failure_classes},
         {"lost answer found by key", test_lost_answer_found_by_key},
