@@ -191,6 +191,17 @@ static size_t request_count(void)
 
 /* --- mail_json --------------------------------------------------------- */
 
+/* read_back - what was written to F (a tmpfile), NUL-terminated in TEXT
+ * (SIZE bytes at most); F is closed */
+static void read_back(FILE *f, char *text, size_t size)
+{
+    fflush(f);
+    rewind(f);
+    size_t n = fread(text, 1, size - 1, f);
+    text[n] = '\0';
+    fclose(f);
+}
+
 static void test_mail_json_schema(void)
 {
     struct mb_mail *m =
@@ -307,12 +318,8 @@ static void test_itx_data_is_json_c_json(void)
     struct post p;
     post_init(&p, m);
     CU_ASSERT_EQUAL(connector_post(o.conn, &p.req, &p.res, &p.err), MB_OK);
-    fflush(out);
-    rewind(out);
     char text[16384];
-    size_t n = fread(text, 1, sizeof(text) - 1, out);
-    text[n] = '\0';
-    fclose(out);
+    read_back(out, text, sizeof(text));
     char *data = strstr(text, "\n{\"eeexId\"");
     CU_ASSERT_PTR_NOT_NULL_FATAL(data);
     data++;
@@ -403,12 +410,8 @@ static void test_keys_document_themselves(void)
     FILE *f = tmpfile();
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     conf_write_sample(f, "connector itx", NULL, connector_find_ops("itx")->conf_keys);
-    fflush(f);
-    rewind(f);
     char text[16384];
-    size_t n = fread(text, 1, sizeof(text) - 1, f);
-    text[n] = '\0';
-    fclose(f);
+    read_back(f, text, sizeof(text));
     static const char *const keys[] = {"type",
                                        "url",
                                        "tokenv2",
@@ -949,12 +952,8 @@ static void test_dry_run_sends_nothing(void)
     CU_ASSERT_EQUAL(o.conn->ops->find_by_key(o.conn, &p.req, &found, &p.res, &p.err), MB_OK);
     CU_ASSERT_FALSE(found);
 
-    fflush(out);
-    rewind(out);
     char text[16384];
-    size_t n = fread(text, 1, sizeof(text) - 1, out);
-    text[n] = '\0';
-    fclose(out);
+    read_back(out, text, sizeof(text));
     char *line = xasprintf("POST %s/rest/itxems/message\n", emu.base_url);
     CU_ASSERT_EQUAL(strncmp(text, line, strlen(line)), 0);
     free(line);
@@ -992,12 +991,8 @@ static void test_unreadable_success_is_ok_with_warning(void)
     post_init(&p, m);
     CU_ASSERT_EQUAL(connector_post(o.conn, &p.req, &p.res, &p.err), MB_OK);
     CU_ASSERT_PTR_NULL(p.res.message_id);
-    fflush(logf);
-    rewind(logf);
     char text[2048];
-    size_t n = fread(text, 1, sizeof(text) - 1, logf);
-    text[n] = '\0';
-    fclose(logf);
+    read_back(logf, text, sizeof(text));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "warning: connector=test vendor=itx msg=odd@example.com"));
     post_clear(&p);
     mail_free(&m);
