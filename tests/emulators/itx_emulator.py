@@ -408,6 +408,10 @@ class State:
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)  # in_flight changed
         self.in_flight = 0  # vendor requests read and not yet answered (kept by clear)
+        # awaiting: per request held by an "await" fault, the most requests seen in
+        # the server at once since it came in; updated at every arrival, so a peak
+        # that is over before the waiter wakes up still counts
+        self.awaiting = {}
         self.clear()
 
     # clear - forget messages, cases, files, requests and faults; restart the ids
@@ -716,6 +720,8 @@ class Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.changed:
             state.in_flight += 1
+            for key in state.awaiting:
+                state.awaiting[key] = max(state.awaiting[key], state.in_flight)
             state.changed.notify_all()
         try:
             self.serve_vendor(url, body)
@@ -728,8 +734,13 @@ class Handler(BaseHTTPRequestHandler):
     # the server at the same time; false after AWAIT_LIMIT_S
     def await_others(self, n):
         state = self.server.state
+        key = object()
         with state.changed:
-            return state.changed.wait_for(lambda: state.in_flight >= n, AWAIT_LIMIT_S)
+            state.awaiting[key] = state.in_flight
+            try:
+                return state.changed.wait_for(lambda: state.awaiting[key] >= n, AWAIT_LIMIT_S)
+            finally:
+                del state.awaiting[key]
 
     # serve_vendor - apply the next fault, then serve a vendor endpoint
     def serve_vendor(self, url, body):
