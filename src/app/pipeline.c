@@ -269,8 +269,15 @@ static enum mb_status record(struct pipeline *p, const struct store_msg *row, co
     const char *action = kind == THREAD_NEW ? "create" : "append";
     enum mb_status outcome = classify_attempt(p, sent, attempt, perr);
     if (outcome == MB_TEMP && res->unanswered) {
-        /* The vendor may have acted on it: ask before any second post. */
-        log_outcome(p, row, mail, action, "unanswered", res, perr->text, -1);
+        /* The vendor may have acted on it - or may still be working on it:
+         * it stays POSTING and is looked up reconcile_after after it was
+         * sent (pipeline_reconcile), before any second post. */
+        long long wait = p->cfg->reconcile_after_ms;
+        log_outcome(p, row, mail, action, "unanswered", res, perr->text, wait);
+        if (wait > 0) {
+            p->stats.retrying++;
+            return MB_OK;
+        }
         enum mb_status st = settle(p, row, mail, req, false, done_r, err);
         return st == MB_TEMP ? MB_OK : st; /* unsettled: stays POSTING, settled on a later pass */
     }
@@ -343,6 +350,14 @@ static enum mb_status relocate_if_moved(struct pipeline *p, const struct store_m
     return store_relocate(p->store, row->id, where, err);
 }
 
+/* reconcile_due - ROW (POSTING) was sent long enough ago (reconcile_after)
+ * for a lookup at the vendor to be trusted, and nobody alive is posting it */
+static bool reconcile_due(const struct pipeline *p, const struct store_msg *row)
+{
+    return !owner_alive(row->owner_pid) &&
+           clock_now_ms() - row->attempt_started_ms >= p->cfg->reconcile_after_ms;
+}
+
 /* reconcile_with - settle ROW, left in POSTING by a crash or an unanswered
  * post, asking the vendor about MAIL; *DONE_R true when the vendor had it */
 static enum mb_status reconcile_with(struct pipeline *p, const struct store_msg *row, const struct mb_mail *mail,
@@ -402,6 +417,8 @@ static bool claimed_in(const struct admitted *claimed, size_t n, long long id)
 static enum mb_status resume_interrupted(struct pipeline *p, struct admitted *a, bool *due_r, struct mb_error *err)
 {
     bool done = false;
+    if (!reconcile_due(p, &a->row)) /* too early to ask: a later reconcile will */
+        return keep_raw_unless_done(p, a, false, err);
     enum mb_status st = reconcile_with(p, &a->row, a->mail, &done, err);
     if (st == MB_TEMP) /* the vendor could not be asked: a later reconcile will */
         return keep_raw_unless_done(p, a, false, err);
@@ -741,7 +758,7 @@ enum mb_status pipeline_reconcile(struct pipeline *p, struct mb_error *err)
     size_t count = 0;
     enum mb_status st = store_list(p->store, p->route->name, MSG_POSTING, RECONCILE_BATCH, &msgs, &count, err);
     for (size_t i = 0; st == MB_OK && i < count; i++)
-        if (!owner_alive(msgs[i].owner_pid))
+        if (reconcile_due(p, &msgs[i]))
             st = reconcile_one(p, &msgs[i], err);
     store_msgs_free(&msgs, count);
     return st;

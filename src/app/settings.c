@@ -28,6 +28,10 @@ static const struct conf_key global_keys[] = {
      "Temporary failures after which a message is quarantined instead of retried.", NULL},
     {"poll_interval", CONF_DURATION, "5s", 10, 3600000, false,
      "How often `mailbridge run` looks for messages due for a retry.", NULL},
+    {"reconcile_after", CONF_DURATION, "2m", 0, 86400000, false,
+     "A post left without an answer (timeout, dropped connection, crash) is looked up at the "
+     "vendor only this long after it was sent, so a slow vendor still acting on it is not sent "
+     "it twice; then it is posted again if the vendor does not have it.", NULL},
     CONF_KEY_END,
 };
 
@@ -163,6 +167,7 @@ static void load_global(struct app_config *cfg, const struct conf_section *g)
     cfg->backoff.max_ms = conf_int(g, "retry_max");
     cfg->max_attempts = (unsigned)conf_int(g, "max_attempts");
     cfg->poll_interval_ms = conf_int(g, "poll_interval");
+    cfg->reconcile_after_ms = conf_int(g, "reconcile_after");
 }
 
 /* check_sections - every section is of a kind we know */

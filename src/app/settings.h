@@ -36,6 +36,7 @@ struct app_config {
     struct backoff backoff;
     unsigned max_attempts;     /* TEMP failures before a message is quarantined */
     long long poll_interval_ms; /* how often `run` looks for due work */
+    long long reconcile_after_ms; /* how long an unanswered post is left before the lookup */
     struct route_settings *routes; /* owned array */
     size_t route_count;
 };

@@ -103,7 +103,7 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 /* The columns msg_from_row reads, in its order. */
 #define MSG_COLUMNS                                                                                \
     "id, route, key, source, message_id, subject, state, attempts, next_attempt_ms, updated_ms, "  \
-    "last_error, ticket_id, vendor_message_id, owner_pid"
+    "last_error, ticket_id, vendor_message_id, owner_pid, attempt_started_ms"
 
 enum stmt_id {
     STMT_BEGIN,
@@ -344,6 +344,7 @@ static enum mb_status msg_from_row(struct store *s, sqlite3_stmt *st, struct sto
     msg->ticket_id = column_str(st, 11);
     msg->vendor_message_id = column_str(st, 12);
     msg->owner_pid = (long)sqlite3_column_int64(st, 13);
+    msg->attempt_started_ms = sqlite3_column_int64(st, 14);
     return MB_OK;
 }
 

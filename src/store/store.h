@@ -40,6 +40,7 @@ struct store_msg {
     char *ticket_id;       /* owned: vendor ticket once DONE */
     char *vendor_message_id; /* owned: vendor message id once DONE */
     long owner_pid;        /* the process that last began a post of it (0: none yet) */
+    long long attempt_started_ms; /* epoch ms when that post began (0: none yet) */
 };
 
 void store_msg_clear(struct store_msg *msg);

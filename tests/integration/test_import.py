@@ -16,11 +16,12 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
 PDF = b"%PDF-1.4\n%fake but fine\n%%EOF\n"
 
 
-def config(wd, itx, extra_global="", extra_connector="", token="env:ITX_TOKENV2"):
+def config(wd, itx, extra_global="", extra_connector="", token="env:ITX_TOKENV2", reconcile_after="0s"):
     return wd.write_config(f"""
 state_dir = {wd.path}/state
 retry_base = 10ms
 retry_max = 50ms
+reconcile_after = {reconcile_after}
 {extra_global}
 [connector itx]
 type = itx
@@ -139,6 +140,36 @@ class ImportTest(unittest.TestCase):
             self.assertEqual(len(itx.messages()), 1)
             self.assertEqual(states(wd), {"flaky@x": "done"})
             self.assertEqual([q["status"] for q in itx.requests()], [503, 503, 200])
+
+    def test_a_slow_vendor_is_not_sent_a_post_twice(self):
+        # The vendor answers after our timeout (2 s) but creates the message all
+        # the same. Asked at once, it would not have it yet and get a second
+        # post; mailbridge asks only reconcile_after after the post was sent.
+        with Emulator() as itx, Workdir() as wd:
+            conf = config(wd, itx, reconcile_after="3s")
+            box = wd.maildir("Support")
+            box.add(make_mail(subject="Slow", message_id="<slow@x>"))
+            itx.faults([{"delay_ms": 2500, "path": "/rest/itxems/message"}])
+            r = mb(conf, "import", "--route", "support", box.path)
+            self.assertEqual(r.returncode, 1, r.stderr)  # needs attention: an answer is missing
+            self.assertIn("status=unanswered", r.stderr)
+            self.assertIn("retry_in=3s", r.stderr)
+            r = mb(conf, "run", "--once")  # too early to ask: nothing is sent
+            self.assertNotIn("action=reconcile", r.stderr)
+            self.assertEqual(states(wd), {"slow@x": "posting"})
+            for _ in range(200):  # a hang guard: the vendor finishes on its own
+                if itx.messages():
+                    break
+                time.sleep(0.05)
+            self.assertEqual(len(itx.messages()), 1)
+            time.sleep(1.0)  # past reconcile_after (3 s after the post)
+            r = mb(conf, "run", "--once")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("action=reconcile", r.stderr)
+            self.assertEqual([m["subject"] for m in itx.messages()], ["Slow"])  # once
+            self.assertEqual(states(wd), {"slow@x": "done"})
+            posts = [q for q in itx.requests() if q["path"] == "/rest/itxems/message"]
+            self.assertEqual(len(posts), 1)
 
     def test_400_is_quarantined_with_the_vendor_answer_and_can_be_retried(self):
         with Emulator() as itx, Workdir() as wd:

@@ -18,13 +18,14 @@ from harness import Emulator, Workdir, make_mail, run_mailbridge
 PASSWORDS = {"support": "secret", "sales": "secret2"}
 
 
-def mailbox_config(wd, itx, dc, routes=None, extra_global="", vendor_timeout="2s"):
+def mailbox_config(wd, itx, dc, routes=None, extra_global="", vendor_timeout="2s", reconcile_after="0s"):
     """Config with an ITX connector and one route per (name, url-scheme, user, extra) tuple."""
     routes = routes or [("support", "imaps", "support", "")]
     text = f"""
 state_dir = {wd.path}/state
 retry_base = 10ms
 retry_max = 50ms
+reconcile_after = {reconcile_after}
 poll_interval = 200ms
 {extra_global}
 [connector itx]
