@@ -16,11 +16,12 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
 PDF = b"%PDF-1.4\n%fake but fine\n%%EOF\n"
 
 
-def config(wd, itx, extra_global="", extra_connector="", token="env:ITX_TOKENV2", reconcile_after="0s"):
+def config(wd, itx, extra_global="", extra_connector="", token="env:ITX_TOKENV2", reconcile_after="0s",
+           retry=("10ms", "50ms")):
     return wd.write_config(f"""
 state_dir = {wd.path}/state
-retry_base = 10ms
-retry_max = 50ms
+retry_base = {retry[0]}
+retry_max = {retry[1]}
 reconcile_after = {reconcile_after}
 {extra_global}
 [connector itx]
@@ -122,7 +123,8 @@ class ImportTest(unittest.TestCase):
 
     def test_5xx_is_retried_with_backoff_then_delivered(self):
         with Emulator() as itx, Workdir() as wd:
-            conf = config(wd, itx)
+            # backoff long enough that no retry falls inside a run, however slow the machine
+            conf = config(wd, itx, retry=("300ms", "300ms"))
             box = wd.maildir("Support")
             box.add(make_mail(subject="Flaky", message_id="<flaky@x>"))
             itx.faults([{"status": 503, "body": "maintenance"}, {"status": 503}])
@@ -130,11 +132,11 @@ class ImportTest(unittest.TestCase):
             self.assertEqual(r.returncode, 1, r.stderr)  # needs attention: waiting for a retry
             self.assertIn("status=retry", r.stderr)
             self.assertEqual(states(wd), {"flaky@x": "retry"})
-            time.sleep(0.1)
+            time.sleep(0.35)
             r = mb(conf, "run", "--once")  # second 503: backs off again
             self.assertEqual(r.returncode, 1, r.stderr)
             self.assertIn("attempt=2", r.stderr)
-            time.sleep(0.2)
+            time.sleep(0.35)
             r = mb(conf, "run", "--once")
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(len(itx.messages()), 1)
