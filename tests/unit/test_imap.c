@@ -801,16 +801,23 @@ static void test_create_folder(void)
 
 /* --- waiting for mail ------------------------------------------------------ */
 
+/* selected_with_one - a session with FOLDER selected, after one message was
+ * put there */
+static struct imap_session *selected_with_one(const char *folder)
+{
+    CU_ASSERT_TRUE_FATAL(
+        dovecot_append(&dc, "support", folder, "Subject: 1\r\n\r\n1\r\n", 17, NULL));
+    struct imap_folder f;
+    return selected(folder, &f);
+}
+
 /* Mail that came while the session was busy is announced right after
  * "+ idling", often in the same packet: libetpan has read it already and the
  * socket stays quiet, so the session itself must say there is news. */
 static void test_idle_reports_mail_announced_with_its_start(void)
 {
     const char *folder = "IdleEarly";
-    CU_ASSERT_TRUE_FATAL(
-        dovecot_append(&dc, "support", folder, "Subject: 1\r\n\r\n1\r\n", 17, NULL));
-    struct imap_folder f;
-    struct imap_session *s = selected(folder, &f);
+    struct imap_session *s = selected_with_one(folder);
     struct mb_error err;
     bool new_mail = false;
     CU_ASSERT_TRUE_FATAL(
@@ -828,10 +835,7 @@ static void test_idle_reports_mail_announced_with_its_start(void)
 static void test_idle_reports_new_mail(void)
 {
     const char *folder = "Idle";
-    CU_ASSERT_TRUE_FATAL(
-        dovecot_append(&dc, "support", folder, "Subject: 1\r\n\r\n1\r\n", 17, NULL));
-    struct imap_folder f;
-    struct imap_session *s = selected(folder, &f);
+    struct imap_session *s = selected_with_one(folder);
     struct mb_error err;
     bool new_mail = true;
     CU_ASSERT_EQUAL(imap_idle_fd(s), -1);
