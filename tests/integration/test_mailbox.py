@@ -140,14 +140,24 @@ class MailboxTest(unittest.TestCase):
             conf = mailbox_config(wd, itx, dc, vendor_timeout="20s")
             dc.append("support", "INBOX", make_mail(subject="In flight", message_id="<if@x>"))
             itx.faults([{"delay_ms": 4000, "path": "/rest/itxems/message"}])
+            log = open(wd.path / "daemon.log", "wb")
             proc = subprocess.Popen([os.environ["MAILBRIDGE"], "-c", str(conf), "run"],
-                                    env=dict(os.environ, **ENV), stderr=subprocess.DEVNULL)
+                                    env=dict(os.environ, **ENV), stderr=log)
+            seen = []
+
+            def posting():
+                seen.append(mb(conf, "status").stdout)
+                return "posting 1" in seen[-1]
+
             try:
-                self.assertTrue(wait_until(lambda: "posting 1" in mb(conf, "status").stdout, timeout=20))
+                in_flight = wait_until(posting, timeout=20)
+                self.assertTrue(in_flight, f"last status:\n{seen[-1] if seen else '-'}\ndaemon log:\n"
+                                + (wd.path / "daemon.log").read_text(errors="replace"))
                 time.sleep(0.3)  # the request is with the vendor, which sits on it
             finally:
                 proc.kill()
                 proc.wait()
+                log.close()
             self.assertTrue(wait_until(lambda: len(itx.messages()) == 1, timeout=10))  # it went on without us
             self.assertEqual(flags(dc), [set()])
             r = mb(conf, "run", "--once")
